@@ -1,0 +1,39 @@
+import os
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from portal.accounts.demo import DEMO_OPERATORS, DEMO_STAFF, demo_email, seed_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo organisations and accounts (idempotent). The password comes from "
+        "DEMO_PASSWORD, or is generated once, kept in var/demo-password and printed."
+    )
+
+    def handle(self, *args, **options):
+        password = os.environ.get("DEMO_PASSWORD")
+        source = "DEMO_PASSWORD"
+        if not password:
+            path = settings.VAR_DIR / "demo-password"
+            if path.exists():
+                password = path.read_text().strip()
+            else:
+                password = secrets.token_urlsafe(12)
+                path.write_text(password + "\n")
+                path.chmod(0o600)
+            source = str(path.relative_to(settings.BASE_DIR))
+        created = seed_demo(password=password)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready ({created['operators']} organisations and {created['users']} accounts created)."
+            )
+        )
+        self.stdout.write(f"Demo password for every account below (from {source}): {password}")
+        for slug, name, *_rest in DEMO_OPERATORS:
+            accounts = ", ".join(demo_email(role, slug) for role in ("admin", "reporter", "viewer"))
+            self.stdout.write(f"  {name}: {accounts}")
+        for email, _name, group in DEMO_STAFF:
+            self.stdout.write(f"  {group} (admin at /admin/): {email}")

@@ -1,0 +1,48 @@
+"""Write a development `.env` with freshly generated keys, unless one exists.
+
+Used by `make run`, so the embedded default needs no configuration and no key is
+ever committed. Run as `python -m portal.devenv`.
+"""
+
+import secrets
+import sys
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+TEMPLATE = """\
+# Development settings written by `make run` ({path}). Not for production; never commit.
+DJANGO_DEBUG=true
+SECRET_KEY={secret_key}
+FERNET_KEYS={fernet_key}
+BLIND_INDEX_KEY={blind_index_key}
+SECURE_SSL_REDIRECT=false
+SECURE_COOKIES=false
+SECURE_HSTS_SECONDS=0
+BEHIND_TLS_PROXY=false
+WEBHOOK_ALLOW_HTTP=true
+WEBHOOK_ALLOWED_PRIVATE_NETWORKS=127.0.0.0/8
+"""
+
+
+def main() -> int:
+    path = BASE_DIR / ".env"
+    if path.exists():
+        return 0
+    path.write_text(
+        TEMPLATE.format(
+            path=path.name,
+            secret_key=secrets.token_urlsafe(50),
+            fernet_key=Fernet.generate_key().decode(),
+            blind_index_key=secrets.token_urlsafe(32),
+        )
+    )
+    path.chmod(0o600)
+    print(f"Wrote {path} with new development keys.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from portal import views
+
+admin.site.site_header = "BSSN — Portal Insiden"
+admin.site.site_title = "BSSN"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("i18n/setlang/", set_language, name="set_language"),
+    path("admin/", admin.site.urls),
+    path("", include("portal.accounts.urls")),
+    path("o/<slug:operator_slug>/incidents/", include("incidents.urls")),
+    path("o/<slug:operator_slug>/consent/", include("consent.urls")),
+    path("o/<slug:operator_slug>/alerts/", include("portal.alerts.urls")),
+    path("policy/", include("consent.public_urls")),
+]
