@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "portal.audit",
     "portal.alerts",
     "incidents",
+    "incidents.cases",
     "consent",
 ]
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("portal.accounts.urls")),
     path("o/<slug:operator_slug>/incidents/", include("incidents.urls")),
+    path("o/<slug:operator_slug>/cases/", include("incidents.cases.urls")),
     path("o/<slug:operator_slug>/consent/", include("consent.urls")),
     path("o/<slug:operator_slug>/alerts/", include("portal.alerts.urls")),
     path("policy/", include("consent.public_urls")),

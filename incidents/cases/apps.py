@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class CasesConfig(AppConfig):
+    """Suspected Covid-19 case flags: a separate app inside incidents/ (own migrations and URLs)."""
+
+    name = "incidents.cases"
+    label = "cases"
+    verbose_name = _("Suspected Covid-19 cases")
