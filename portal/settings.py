@@ -5,6 +5,7 @@ safe production choice; the embedded default (`make run`) writes a development `
 that relaxes what plain HTTP on 127.0.0.1 needs. Nothing here branches on "production".
 """
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,7 +17,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"  # embedded default's database, broker queue, mail and files
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The development .env written by `make run`; DJANGO_ENV_FILE points elsewhere (or at
+# /dev/null) to ignore it. Variables already in the environment always win.
+environ.Env.read_env(os.environ.get("DJANGO_ENV_FILE", str(BASE_DIR / ".env")), overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY")

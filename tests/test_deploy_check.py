@@ -1,0 +1,30 @@
+"""`manage.py check --deploy` is clean with production-like environment variables."""
+
+import os
+import subprocess
+import sys
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+
+
+def test_check_deploy_prints_no_warnings(tmp_path):
+    environment = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_ENV_FILE": os.devnull,  # ignore a developer's .env
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "SECRET_KEY": Fernet.generate_key().decode() * 2,
+        "FERNET_KEYS": Fernet.generate_key().decode(),
+        "BLIND_INDEX_KEY": Fernet.generate_key().decode(),
+        "ALLOWED_HOSTS": "portal.example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://portal.example.org",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "EMAIL_URL": "smtp+tls://portal:secret@smtp.example.org:587",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
