@@ -257,7 +257,27 @@ LOGGING = {
 # (incident settings and beat entries go here)
 
 # alerts
-# (alert pipeline settings and beat entries go here)
+# Webhook timeouts in seconds: connecting, then waiting for the answer.
+ALERTS_CONNECT_TIMEOUT = env.float("ALERTS_CONNECT_TIMEOUT", default=5.0)
+ALERTS_READ_TIMEOUT = env.float("ALERTS_READ_TIMEOUT", default=15.0)
+# Tries per delivery before it is dead; backoff doubles from BASE up to CAP seconds (with jitter).
+ALERTS_MAX_ATTEMPTS = env.int("ALERTS_MAX_ATTEMPTS", default=15)
+ALERTS_BACKOFF_BASE = env.float("ALERTS_BACKOFF_BASE", default=30.0)
+ALERTS_BACKOFF_CAP = env.float("ALERTS_BACKOFF_CAP", default=6 * 3600.0)
+# Longest Retry-After honoured, and longest retry held as a task countdown (longer: the sweeper).
+ALERTS_RETRY_AFTER_CAP = env.float("ALERTS_RETRY_AFTER_CAP", default=24 * 3600.0)
+ALERTS_MAX_COUNTDOWN = env.float("ALERTS_MAX_COUNTDOWN", default=300.0)
+# Sweeper: runs every INTERVAL s; re-enqueues deliveries pending GRACE s past due, frees
+# those in "sending" longer than STUCK_AFTER s (the task time limit).
+ALERTS_SWEEP_INTERVAL = env.float("ALERTS_SWEEP_INTERVAL", default=30.0)
+ALERTS_PENDING_GRACE = env.float("ALERTS_PENDING_GRACE", default=60.0)
+ALERTS_STUCK_AFTER = env.float("ALERTS_STUCK_AFTER", default=float(CELERY_TASK_TIME_LIMIT))
+# How long a rotated webhook secret keeps signing beside the new one.
+ALERTS_SECRET_OVERLAP_HOURS = env.float("ALERTS_SECRET_OVERLAP_HOURS", default=24.0)
+CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
+    "task": "portal.alerts.tasks.sweep_deliveries_task",
+    "schedule": ALERTS_SWEEP_INTERVAL,
+}
 
 # consent
 # (consent ledger settings and beat entries go here)

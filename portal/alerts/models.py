@@ -1,1 +1,417 @@
-from django.db import models  # noqa: F401
+"""Authorities, their channels, routing rules, and the alert outbox with its deliveries."""
+
+import base64
+import hashlib
+import json
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from fernet_fields import EncryptedCharField
+
+from portal.accounts.models import Operator, Sector
+from portal.regions import Province
+
+from .ssrf import UnsafeURL, resolve
+
+SECRET_PREFIX = "whsec_"  # noqa: S105  the Standard Webhooks prefix, not a secret
+
+
+class EventType(models.TextChoices):
+    INCIDENT_SUBMITTED = "incident.submitted", _("Incident submitted")
+    INCIDENT_STATUS_CHANGED = "incident.status_changed", _("Incident status changed")
+    INCIDENT_INFORMATION_REQUESTED = "incident.information_requested", _("Information requested")
+    INCIDENT_REPORT_ADDED = "incident.report_added", _("Incident report added")
+    INCIDENT_DEADLINE_MISSED = "incident.deadline_missed", _("Incident deadline missed")
+    SUSPECTED_CASE_FLAGGED = "suspected_case.flagged", _("Suspected case flagged")
+    SUSPECTED_CASE_WITHDRAWN = "suspected_case.withdrawn", _("Suspected case withdrawn")
+    SUSPECTED_CASE_CORRECTED = "suspected_case.corrected", _("Suspected case corrected")
+    TEST_PING = "test.ping", _("Test alert")
+
+
+class EventPattern(models.TextChoices):
+    """What a routing rule matches: one event type, a family of them, or everything."""
+
+    ANY = "*", _("Every event")
+    INCIDENT_ANY = "incident.*", _("Every incident event")
+    SUSPECTED_CASE_ANY = "suspected_case.*", _("Every suspected-case event")
+    INCIDENT_SUBMITTED = EventType.INCIDENT_SUBMITTED.value, EventType.INCIDENT_SUBMITTED.label
+    INCIDENT_STATUS_CHANGED = EventType.INCIDENT_STATUS_CHANGED.value, EventType.INCIDENT_STATUS_CHANGED.label
+    INCIDENT_INFORMATION_REQUESTED = (
+        EventType.INCIDENT_INFORMATION_REQUESTED.value,
+        EventType.INCIDENT_INFORMATION_REQUESTED.label,
+    )
+    INCIDENT_REPORT_ADDED = EventType.INCIDENT_REPORT_ADDED.value, EventType.INCIDENT_REPORT_ADDED.label
+    INCIDENT_DEADLINE_MISSED = (
+        EventType.INCIDENT_DEADLINE_MISSED.value,
+        EventType.INCIDENT_DEADLINE_MISSED.label,
+    )
+    SUSPECTED_CASE_FLAGGED = EventType.SUSPECTED_CASE_FLAGGED.value, EventType.SUSPECTED_CASE_FLAGGED.label
+    SUSPECTED_CASE_WITHDRAWN = (
+        EventType.SUSPECTED_CASE_WITHDRAWN.value,
+        EventType.SUSPECTED_CASE_WITHDRAWN.label,
+    )
+    SUSPECTED_CASE_CORRECTED = (
+        EventType.SUSPECTED_CASE_CORRECTED.value,
+        EventType.SUSPECTED_CASE_CORRECTED.label,
+    )
+
+    @classmethod
+    def matching(cls, event_type: str) -> list[str]:
+        """Return every pattern value that matches `event_type`."""
+        family = event_type.split(".", 1)[0] + ".*"
+        return [event_type, family, cls.ANY.value]
+
+
+class Authority(models.Model):
+    """A body that receives alerts: BSSN's CSIRT, a ministry, a health office, a regulator."""
+
+    code = models.SlugField(_("code"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    province = models.CharField(
+        _("province"),
+        max_length=5,
+        choices=Province.choices,
+        blank=True,
+        help_text=_("Only for regional authorities such as a provincial health office."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default="id",
+        help_text=_("Language of the e-mails this authority receives."),
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("authority")
+        verbose_name_plural = _("authorities")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+    WEBHOOK = "webhook", _("Webhook")
+
+
+def new_webhook_secret() -> str:
+    """Return a fresh Standard Webhooks secret: `whsec_` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class ChannelQuerySet(models.QuerySet):
+    def enabled(self) -> "ChannelQuerySet":
+        return self.filter(enabled=True)
+
+
+class Channel(models.Model):
+    """One way to reach an authority: an e-mail address or a webhook endpoint."""
+
+    authority = models.ForeignKey(Authority, on_delete=models.CASCADE, related_name="channels")
+    kind = models.CharField(_("kind"), max_length=10, choices=ChannelKind.choices)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    email = models.EmailField(_("e-mail address"), blank=True)
+    url = models.URLField(_("webhook URL"), max_length=500, blank=True)
+    # Standard Webhooks secrets, encrypted at rest; shown once when created or rotated.
+    secret = EncryptedCharField(max_length=100, blank=True, editable=False)
+    previous_secret = EncryptedCharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret signs until"), null=True, blank=True, editable=False
+    )
+    event_types = models.JSONField(
+        _("event types"),
+        default=list,
+        blank=True,
+        help_text=_("Event types this channel wants; empty means every event type."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    disabled_reason = models.CharField(_("why disabled"), max_length=200, blank=True)
+    is_default = models.BooleanField(
+        _("default channel"),
+        default=False,
+        help_text=_("Receives every alert no routing rule matches (BSSN)."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+        ordering = ["authority__name", "kind", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="alerts_channel_one_default"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="email", url="") & ~Q(email="") | Q(kind="webhook", email="") & ~Q(url=""),
+                name="alerts_channel_address_matches_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.authority} · {self.get_kind_display()} {self.address}"
+
+    @property
+    def address(self) -> str:
+        return self.email if self.kind == ChannelKind.EMAIL else self.url
+
+    @property
+    def is_webhook(self) -> bool:
+        return self.kind == ChannelKind.WEBHOOK
+
+    def clean(self) -> None:
+        """Check that the address matches the kind and that a webhook URL is safe to call."""
+        errors = {}
+        if self.kind == ChannelKind.EMAIL:
+            if not self.email:
+                errors["email"] = _("An e-mail channel needs an e-mail address.")
+            self.url = ""
+        elif self.kind == ChannelKind.WEBHOOK:
+            self.email = ""
+            if not self.url:
+                errors["url"] = _("A webhook endpoint needs a URL.")
+            else:
+                try:
+                    resolve(self.url)
+                except UnsafeURL as exc:
+                    errors["url"] = str(exc)
+        unknown = [e for e in self.event_types or [] if e not in EventType.values]
+        if not isinstance(self.event_types, list) or unknown:
+            errors["event_types"] = _("Unknown event types: %(types)s") % {
+                "types": ", ".join(map(str, unknown))
+            }
+        if errors:
+            raise ValidationError(errors)
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+    def signing_secrets(self, now=None) -> list[str]:
+        """Return the secrets that sign right now: the current one, then the previous during overlap."""
+        now = now or timezone.now()
+        found = [self.secret] if self.secret else []
+        if self.previous_secret and self.previous_secret_expires_at and self.previous_secret_expires_at > now:
+            found.append(self.previous_secret)
+        return found
+
+    def rotate_secret(self, *, overlap: timedelta) -> str:
+        """Install a new secret (not saved); the old one keeps signing for `overlap`. Return the new one."""
+        if self.secret and overlap.total_seconds() > 0:
+            self.previous_secret = self.secret
+            self.previous_secret_expires_at = timezone.now() + overlap
+        else:
+            self.previous_secret = ""
+            self.previous_secret_expires_at = None
+        self.secret = new_webhook_secret()
+        return self.secret
+
+
+class RoutingRule(models.Model):
+    """Event type × operator sector × province → authority. Empty sector/province means any."""
+
+    event_pattern = models.CharField(_("event"), max_length=40, choices=EventPattern.choices)
+    sector = models.CharField(_("operator sector"), max_length=20, choices=Sector.choices, blank=True)
+    province = models.CharField(_("province"), max_length=5, choices=Province.choices, blank=True)
+    authority = models.ForeignKey(Authority, on_delete=models.CASCADE, related_name="routing_rules")
+    enabled = models.BooleanField(_("enabled"), default=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("routing rule")
+        verbose_name_plural = _("routing rules")
+        ordering = ["event_pattern", "sector", "province", "authority__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_pattern", "sector", "province", "authority"], name="alerts_rule_unique"
+            ),
+        ]
+        indexes = [
+            # Serves emit_event's "rules for this event pattern, sector and province".
+            models.Index(fields=["event_pattern", "sector", "province"], name="alerts_rule_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_pattern} · {self.sector or '*'} · {self.province or '*'} → {self.authority}"
+
+
+class AlertQuerySet(models.QuerySet):
+    def for_operator(self, operator: Operator) -> "AlertQuerySet":
+        return self.filter(operator=operator)
+
+
+class Alert(models.Model):
+    """The outbox row: one event, written in the event's own transaction."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices)
+    operator = models.ForeignKey(
+        Operator, on_delete=models.PROTECT, related_name="alerts", null=True, blank=True
+    )
+    sector = models.CharField(_("sector"), max_length=20, choices=Sector.choices, blank=True)
+    province = models.CharField(_("province"), max_length=5, choices=Province.choices, blank=True)
+    subject_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True)
+    subject_id = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(_("data"))
+    # The exact envelope bytes every channel of this alert receives (JSON, UTF-8).
+    body = models.TextField(editable=False)
+    unrouted = models.BooleanField(
+        _("unrouted"),
+        default=False,
+        help_text=_("No routing rule matched; sent to BSSN's default channel."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # Serves the operator's "what was sent to my organisation" list.
+            models.Index(fields=["operator", "-created_at"], name="alerts_alert_operator_recent"),
+            # Serves "alerts about this incident / flag".
+            models.Index(fields=["subject_type", "subject_id"], name="alerts_alert_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.uuid}"
+
+    @property
+    def webhook_id(self) -> str:
+        """Return the Standard Webhooks message id: stable across retries and channels."""
+        return f"msg_{self.uuid.hex}"
+
+    def envelope(self) -> dict:
+        return {
+            "id": self.webhook_id,
+            "type": self.event_type,
+            "timestamp": self.created_at.isoformat().replace("+00:00", "Z"),
+            "data": self.payload,
+        }
+
+    def render_body(self) -> str:
+        return json.dumps(self.envelope(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def disclosed_fields(self) -> list[str]:
+        """Return the top-level data fields this alert carried (the same for every recipient)."""
+        return sorted(self.payload)
+
+    def disclosures(self) -> list[dict]:
+        """Return, per delivery, who received which fields and the sha256 of the exact bytes."""
+        digest = hashlib.sha256(self.body.encode()).hexdigest()
+        return [
+            {
+                "authority": d.authority.code,
+                "channel": d.channel_id,
+                "kind": d.kind,
+                "address": d.address,
+                "status": d.status,
+                "fields": self.disclosed_fields(),
+                "body_sha256": digest,
+            }
+            for d in self.deliveries.select_related("authority")
+        ]
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    DELIVERED = "delivered", _("Delivered")
+    DEAD = "dead", _("Failed")
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def for_operator(self, operator: Operator) -> "DeliveryQuerySet":
+        return self.filter(alert__operator=operator)
+
+    def due(self, now, *, grace: timedelta) -> "DeliveryQuerySet":
+        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now - grace)
+
+    def stuck(self, now, *, after: timedelta) -> "DeliveryQuerySet":
+        return self.filter(status=DeliveryStatus.SENDING, claimed_at__lte=now - after)
+
+
+class Delivery(models.Model):
+    """One alert to one channel. Retries reuse it; each try is an Attempt."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="deliveries")
+    authority = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="deliveries")
+    kind = models.CharField(_("kind"), max_length=10, choices=ChannelKind.choices)
+    # The recipient address at the time the alert was written (the channel may change later).
+    address = models.CharField(_("address"), max_length=500)
+    status = models.CharField(
+        _("status"), max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempt_count = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set by each claim; only the holder of the current claim may record the outcome.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel"], name="alerts_delivery_once_per_channel"),
+        ]
+        indexes = [
+            # Serves the sweeper: "pending and due", "sending and claimed long ago".
+            models.Index(fields=["status", "next_attempt_at"], name="alerts_delivery_due"),
+            models.Index(fields=["status", "claimed_at"], name="alerts_delivery_stuck"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert.event_type} → {self.address} ({self.status})"
+
+
+class AttemptOutcome(models.TextChoices):
+    DELIVERED = "delivered", _("Delivered")
+    RETRY = "retry", _("Will retry")
+    FAILED = "failed", _("Failed permanently")
+
+
+class Attempt(models.Model):
+    """One try at a delivery: when, what came back, how long it took."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField(_("number"))
+    started_at = models.DateTimeField(_("started"))
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"))
+    status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices)
+    webhook_timestamp = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="alerts_attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.outcome} {self.status_code or self.error}"

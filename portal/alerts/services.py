@@ -1,0 +1,402 @@
+"""The alert pipeline's writes: emit an event into the outbox, deliver, retry, sweep.
+
+Contract for the apps that raise events (incidents, suspected cases):
+
+    emit_event(event_type=EventType.INCIDENT_SUBMITTED, operator=incident.operator,
+               payload={"schema": "incident.submitted/1", ...}, subject=incident)
+
+- Call it INSIDE your own transaction: the Alert (the outbox row) and one Delivery per
+  channel are written in that transaction, and the delivery tasks are enqueued only
+  when it commits (`transaction.on_commit`, with the delivery id only). Roll back and
+  nothing is kept or sent.
+- Routing: the enabled RoutingRules matching the event type (exactly, by family such
+  as "incident.*", or "*"), the operator's sector (or any) and the province (or any;
+  `province` defaults to `operator.province`) give authorities; each authority's
+  enabled channels that want the event type get one Delivery. No match → BSSN's
+  default channel and `alert.unrouted = True`; an event is never dropped.
+- `payload` is your data document, already minimal; it must carry
+  `"schema": "<event_type>/1"`. Every recipient of the alert receives exactly the
+  bytes in `alert.body`: the envelope {"id", "type", "timestamp", "data": payload}
+  (webhook body; attached as alert.json to the e-mail, whose text shows the same fields).
+- Who got what: `alert.deliveries` (each with `.authority`, `.channel`, `.kind`,
+  `.address`, `.status`), `alert.disclosed_fields()` and `alert.disclosures()` (one dict
+  per recipient with the fields and the sha256 of the exact bytes).
+"""
+
+import logging
+import random
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from portal.audit.services import record
+
+from .models import (
+    Alert,
+    Attempt,
+    AttemptOutcome,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    EventPattern,
+    EventType,
+    RoutingRule,
+)
+from .transports import SendResult, TransportError, send_plain_email, transport_for
+
+logger = logging.getLogger(__name__)
+
+
+# --- Emitting ------------------------------------------------------------------
+
+
+def route(*, event_type: str, sector: str, province: str) -> list[Channel]:
+    """Return the enabled channels that should receive this event, in a stable order."""
+    authority_ids = RoutingRule.objects.filter(
+        enabled=True,
+        event_pattern__in=EventPattern.matching(event_type),
+        sector__in=["", sector],
+        province__in=["", province],
+    ).values("authority_id")
+    channels = Channel.objects.enabled().filter(authority_id__in=authority_ids).order_by("pk")
+    return [c for c in channels if c.wants(event_type)]
+
+
+def default_channel() -> Channel | None:
+    return Channel.objects.filter(is_default=True).first()
+
+
+def emit_event(
+    *, event_type: str, operator, payload: dict, province: str | None = None, subject=None
+) -> Alert:
+    """Write the alert and its deliveries in the caller's transaction; enqueue them on commit.
+
+    See the module docstring for the full contract.
+    """
+    if event_type not in EventType.values:
+        raise ValueError(f"unknown event type {event_type!r}")
+    if not isinstance(payload, dict) or payload.get("schema") != f"{event_type}/1":
+        raise ValueError(f'payload must carry "schema": "{event_type}/1"')
+    province = province or (operator.province if operator is not None else "")
+    sector = operator.sector if operator is not None else ""
+    channels = route(event_type=event_type, sector=sector, province=province)
+    unrouted = not channels
+    if unrouted:
+        fallback = default_channel()
+        channels = [fallback] if fallback is not None else []
+        logger.warning(
+            "alert %s for %s matched no routing rule; sending to the default channel",
+            event_type,
+            sector or "-",
+        )
+    with transaction.atomic():
+        alert = Alert(
+            event_type=event_type,
+            operator=operator,
+            sector=sector,
+            province=province,
+            payload=payload,
+            unrouted=unrouted,
+            created_at=timezone.now(),
+        )
+        if subject is not None:
+            alert.subject_type = ContentType.objects.get_for_model(subject)
+            alert.subject_id = str(subject.pk)
+        alert.body = alert.render_body()
+        alert.save(force_insert=True)
+        deliveries = _create_deliveries(alert, channels)
+    if not deliveries:
+        logger.error("alert %s has no channel at all (no default channel configured)", alert.pk)
+    return alert
+
+
+def _create_deliveries(alert: Alert, channels: list[Channel]) -> list[Delivery]:
+    deliveries = Delivery.objects.bulk_create(
+        [
+            Delivery(
+                alert=alert,
+                channel=c,
+                authority_id=c.authority_id,
+                kind=c.kind,
+                address=c.address,
+                next_attempt_at=alert.created_at,
+                created_at=alert.created_at,
+            )
+            for c in channels
+        ]
+    )
+    ids = [d.pk for d in deliveries]
+    if ids:
+        transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids), robust=True)
+    return deliveries
+
+
+def send_test_alert(*, channel: Channel, actor=None, request=None) -> Alert:
+    """Send a `test.ping` alert to one channel, whatever the routing rules say."""
+    with transaction.atomic():
+        alert = Alert(
+            event_type=EventType.TEST_PING,
+            payload={
+                "schema": "test.ping/1",
+                "authority": channel.authority.code,
+                "message": "Test alert from the incident reporting portal.",
+            },
+            created_at=timezone.now(),
+        )
+        alert.body = alert.render_body()
+        alert.save(force_insert=True)
+        _create_deliveries(alert, [channel])
+        record(action="alerts.test_alert", actor=actor, target=channel, request=request)
+    return alert
+
+
+def enqueue_deliveries(*, delivery_ids: list[int], countdown: float | None = None) -> int:
+    """Publish one delivery task per id; return how many were published.
+
+    A broker that is down is logged, not raised: the deliveries stay pending and the
+    sweeper enqueues them once the broker is back.
+    """
+    from .tasks import deliver_task
+
+    published = 0
+    for delivery_id in delivery_ids:
+        try:
+            deliver_task.apply_async(
+                (delivery_id,),
+                countdown=countdown,
+                retry=True,
+                retry_policy={
+                    "max_retries": 1,
+                    "interval_start": 0,
+                    "interval_step": 0.2,
+                    "interval_max": 0.2,
+                },
+            )
+        except Exception as exc:  # any broker error: the sweeper is the safety net
+            logger.warning(
+                "could not enqueue delivery %s (%s); the sweeper will retry", delivery_id, type(exc).__name__
+            )
+            break
+        published += 1
+    return published
+
+
+# --- Delivering ----------------------------------------------------------------
+
+
+def backoff_seconds(*, attempt: int, retry_after: float | None = None) -> float:
+    """Return the wait before retry `attempt`: exponential, capped, jittered; honours Retry-After."""
+    base = settings.ALERTS_BACKOFF_BASE * (2 ** max(0, attempt - 1))
+    wait = min(settings.ALERTS_BACKOFF_CAP, base)
+    wait = wait / 2 + random.uniform(0, wait / 2)  # noqa: S311  jitter, not security
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, settings.ALERTS_RETRY_AFTER_CAP))
+    return wait
+
+
+def claim(*, delivery_id: int) -> uuid.UUID | None:
+    """Mark the delivery as being sent by us, if it is pending and due; return the claim token."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    updated = Delivery.objects.filter(
+        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).update(
+        status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token, attempt_count=F("attempt_count") + 1
+    )
+    return token if updated else None
+
+
+def deliver(*, delivery_id: int) -> float | None:
+    """Claim, send outside any transaction, record the attempt. Return seconds to the next try, or None.
+
+    Idempotent: a delivery that is not pending and due (already sent, claimed by another
+    worker, or scheduled later) is left alone.
+    """
+    token = claim(delivery_id=delivery_id)
+    if token is None:
+        return None
+    delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
+    channel = delivery.channel
+    started_at = timezone.now()
+    start = time.monotonic()
+    result: SendResult | None = None
+    error: TransportError | None = None
+    if not channel.enabled:
+        error = TransportError("channel disabled", permanent=True)
+    else:
+        try:
+            result = transport_for(channel).send(delivery)
+        except TransportError as exc:
+            error = exc
+    latency_ms = int((time.monotonic() - start) * 1000)
+    return _record_outcome(delivery, token, started_at, latency_ms, result, error)
+
+
+def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> float | None:
+    now = timezone.now()
+    number = delivery.attempt_count
+    retry_in: float | None = None
+    if error is None:
+        outcome, status, fields = (
+            AttemptOutcome.DELIVERED,
+            DeliveryStatus.DELIVERED,
+            {"delivered_at": now, "last_error": ""},
+        )
+    elif error.permanent or number >= settings.ALERTS_MAX_ATTEMPTS:
+        outcome, status, fields = (
+            AttemptOutcome.FAILED,
+            DeliveryStatus.DEAD,
+            {"last_error": error.message[:500]},
+        )
+    else:
+        retry_in = backoff_seconds(attempt=number, retry_after=error.retry_after)
+        outcome, status = AttemptOutcome.RETRY, DeliveryStatus.PENDING
+        fields = {"last_error": error.message[:500], "next_attempt_at": now + timedelta(seconds=retry_in)}
+    with transaction.atomic():
+        Attempt.objects.create(
+            delivery=delivery,
+            number=number,
+            started_at=started_at,
+            latency_ms=latency_ms,
+            status_code=(result.status_code if result else error.status_code),
+            error="" if error is None else error.message[:500],
+            outcome=outcome,
+            webhook_timestamp=(result.webhook_timestamp if result else error.webhook_timestamp),
+        )
+        # Only the current claim may move the delivery on: if the sweeper re-queued it
+        # meanwhile, the newer claim decides.
+        still_ours = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+            status=status, claim_token=None, **fields
+        )
+        if error is not None and error.disable and still_ours:
+            _disable_channel(delivery.channel, reason=error.message)
+    if error is not None and error.disable and still_ours:
+        _notify_bssn_channel_disabled(delivery)
+    if error is not None:
+        logger.info("delivery %s attempt %s failed: %s", delivery.pk, number, error.message)
+    return retry_in if still_ours else None
+
+
+def _disable_channel(channel: Channel, *, reason: str) -> None:
+    updated = Channel.objects.filter(pk=channel.pk, enabled=True).update(
+        enabled=False, disabled_reason=reason[:200]
+    )
+    if updated:
+        record(
+            action="alerts.channel_disabled",
+            target=channel,
+            changes={"enabled": {"old": True, "new": False}, "reason": reason[:200]},
+        )
+
+
+def _notify_bssn_channel_disabled(delivery: Delivery) -> None:
+    try:
+        send_plain_email(
+            to=settings.BSSN_NOTIFY_EMAILS,
+            template="alerts/email/channel_disabled",
+            context={
+                "channel": delivery.channel,
+                "authority": delivery.authority,
+                "delivery": delivery,
+                "site_url": settings.SITE_URL,
+            },
+            language=settings.LANGUAGE_CODE,
+        )
+    except Exception as exc:  # a notice that failed must not undo the recorded outcome
+        logger.error(
+            "could not tell BSSN that channel %s was disabled: %s", delivery.channel_id, type(exc).__name__
+        )
+
+
+def retry_delivery(*, delivery: Delivery, actor=None, request=None) -> bool:
+    """Put a dead delivery back in the queue (admin action); return whether it was dead."""
+    with transaction.atomic():
+        updated = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.DEAD).update(
+            status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), last_error=""
+        )
+        if updated:
+            record(
+                action="alerts.delivery_retry",
+                actor=actor,
+                target=delivery,
+                changes={"status": {"old": DeliveryStatus.DEAD, "new": DeliveryStatus.PENDING}},
+                request=request,
+            )
+            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=[delivery.pk]), robust=True)
+    return bool(updated)
+
+
+# --- Sweeping ------------------------------------------------------------------
+
+
+def sweep_deliveries(*, limit: int = 5000) -> int:
+    """Re-enqueue deliveries pending past their time, and free those stuck in sending. Return the count.
+
+    Pending past the grace period means the task was lost (broker down at commit
+    time, message dropped); sending past the stuck limit means the worker died mid-send.
+    Each swept delivery's `next_attempt_at` moves to now, so the next sweep leaves it
+    alone for another grace period while its task is queued.
+    """
+    now = timezone.now()
+    grace = timedelta(seconds=settings.ALERTS_PENDING_GRACE)
+    stuck_after = timedelta(seconds=settings.ALERTS_STUCK_AFTER)
+    freed = Delivery.objects.stuck(now, after=stuck_after).update(
+        status=DeliveryStatus.PENDING, claim_token=None, next_attempt_at=now - grace
+    )
+    if freed:
+        logger.warning("freed %s deliveries stuck in sending", freed)
+    ids = list(
+        Delivery.objects.due(now, grace=grace)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return 0
+    Delivery.objects.filter(Q(pk__in=ids), status=DeliveryStatus.PENDING).update(next_attempt_at=now)
+    published = enqueue_deliveries(delivery_ids=ids)
+    logger.info("sweeper re-enqueued %s of %s overdue deliveries", published, len(ids))
+    return published
+
+
+# --- Channels -------------------------------------------------------------------
+
+
+def create_webhook_channel(
+    *, authority, url: str, event_types: list[str] | None = None, actor=None, request=None
+) -> tuple[Channel, str]:
+    """Create a webhook endpoint after the SSRF check; return it and its secret (shown once)."""
+    channel = Channel(authority=authority, kind="webhook", url=url, event_types=event_types or [])
+    secret = channel.rotate_secret(overlap=timedelta(0))
+    channel.full_clean()
+    with transaction.atomic():
+        channel.save()
+        record(
+            action="alerts.channel_create", actor=actor, target=channel, request=request, changes={"url": url}
+        )
+    return channel, secret
+
+
+def rotate_secret(*, channel: Channel, actor=None, request=None, overlap: timedelta | None = None) -> str:
+    """Give a webhook a new secret; the old one keeps signing during the overlap. Return the new secret."""
+    if not channel.is_webhook:
+        raise ValidationError("Only webhook endpoints have a secret.")
+    if overlap is None:
+        overlap = timedelta(hours=settings.ALERTS_SECRET_OVERLAP_HOURS)
+    secret = channel.rotate_secret(overlap=overlap)
+    with transaction.atomic():
+        channel.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
+        record(
+            action="alerts.secret_rotate",
+            actor=actor,
+            target=channel,
+            request=request,
+            changes={"overlap_hours": overlap.total_seconds() / 3600},
+        )
+    return secret

@@ -1,0 +1,22 @@
+"""Celery tasks of the alert pipeline: thin wrappers that take ids and call one service."""
+
+from celery import shared_task
+from django.conf import settings
+
+from . import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_task(delivery_id: int) -> None:
+    """Send one delivery; schedule its retry if the send failed transiently."""
+    retry_in = services.deliver(delivery_id=delivery_id)
+    # Long waits are left to the sweeper: a countdown held by a worker for hours would
+    # outlive the broker's visibility timeout and come back as a duplicate message.
+    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
+        services.enqueue_deliveries(delivery_ids=[delivery_id], countdown=retry_in)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_deliveries_task() -> None:
+    """Re-enqueue overdue deliveries and free stuck ones (beat, every ALERTS_SWEEP_INTERVAL)."""
+    services.sweep_deliveries()
