@@ -6,6 +6,7 @@ that relaxes what plain HTTP on 127.0.0.1 needs. Nothing here branches on "produ
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -35,7 +36,7 @@ FERNET_KEYS = env.list("FERNET_KEYS")
 BLIND_INDEX_KEY = env.str("BLIND_INDEX_KEY")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.admin_site.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -43,6 +44,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "portal.accounts",
     "portal.audit",
     "portal.alerts",
@@ -59,9 +64,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -98,6 +106,21 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lockout (django-axes): after AXES_FAILURE_LIMIT failures for one account OR one
+# address, sign-in is refused for AXES_COOLOFF_MINUTES.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_VERBOSE = False  # its log lines carry the typed address: personal data
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# Two-factor sign-in (django-otp): the issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = "Portal Insiden BSSN"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
@@ -254,7 +277,14 @@ LOGGING = {
 # --- Per-app settings (each app keeps its own block) ---------------------------
 
 # incidents
-# (incident settings and beat entries go here)
+# Days after the initial report that the final report is due (seeds the "final report" deadline rule;
+# a supervisor can change the rule afterwards in the admin).
+INCIDENT_FINAL_REPORT_DAYS = env.int("INCIDENT_FINAL_REPORT_DAYS", default=30)
+# Deadline reminders and overdue notices; a late or doubled run neither loses nor repeats one.
+CELERY_BEAT_SCHEDULE["incidents-deadline-reminders"] = {
+    "task": "incidents.tasks.send_deadline_reminders_task",
+    "schedule": env.float("INCIDENT_REMINDER_INTERVAL_SECONDS", default=300.0),
+}
 
 # alerts
 # Webhook timeouts in seconds: connecting, then waiting for the answer.
@@ -284,3 +314,9 @@ CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
 
 # suspected cases
 # (suspected-case settings and beat entries go here)
+# Days a flagged person's identity (name, phone, NIK) is kept; the flag itself stays.
+IDENTITY_RETENTION_DAYS = env.int("IDENTITY_RETENTION_DAYS", default=90)
+CELERY_BEAT_SCHEDULE["cases-purge-expired-identities"] = {
+    "task": "incidents.cases.tasks.purge_expired_identities_task",
+    "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge by an hour
+}

@@ -17,5 +17,6 @@ urlpatterns = [
     path("o/<slug:operator_slug>/cases/", include("incidents.cases.urls")),
     path("o/<slug:operator_slug>/consent/", include("consent.urls")),
     path("o/<slug:operator_slug>/alerts/", include("portal.alerts.urls")),
+    path("o/<slug:operator_slug>/activity/", include("portal.audit.urls")),
     path("policy/", include("consent.public_urls")),
 ]

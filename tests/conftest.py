@@ -152,3 +152,39 @@ def client_for(client):
         return c
 
     return _client
+
+
+def totp_code(user: User) -> str:
+    """Return the current code of the user's confirmed TOTP device."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
+
+
+def give_totp_device(user: User):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.get_or_create(user=user, confirmed=True, defaults={"name": "test"})[0]
+
+
+@pytest.fixture
+def staff_client():
+    """Return a function giving a test client signed in as `user` AND verified by TOTP.
+
+    BSSN staff need a verified second factor for every admin page.
+    """
+    from django.test import Client
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    def _client(user: User) -> Client:
+        device = give_totp_device(user)
+        c = Client()
+        c.force_login(user)
+        session = c.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+        return c
+
+    return _client

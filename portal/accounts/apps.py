@@ -8,4 +8,6 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts and organisations")
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        from . import signals
+
+        signals.connect_lockout_signal()

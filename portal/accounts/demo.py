@@ -3,7 +3,11 @@
 Addresses are on example domains; nothing here resembles real people or secrets.
 """
 
+import base64
+
 from django.contrib.auth.models import Group
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.db import transaction
 
 from portal.regions import Province
@@ -62,4 +66,20 @@ def seed_demo(*, password: str) -> dict[str, int]:
     for email, full_name, group_name in DEMO_STAFF:
         user = ensure_user(email, full_name, is_staff=True)
         user.groups.add(Group.objects.get(name=group_name))
+        # Staff must sign in with a second factor; demo staff get a confirmed device.
+        TOTPDevice.objects.get_or_create(user=user, name="demo", defaults={"confirmed": True})
     return created
+
+
+def demo_totp_secret(email: str) -> str:
+    """Return the base32 TOTP key of a demo staff account, for an authenticator app."""
+    device = TOTPDevice.objects.get(user__email=email, name="demo")
+    return base64.b32encode(device.bin_key).decode().rstrip("=")
+
+
+def demo_totp_code(email: str) -> str:
+    """Return the current TOTP code of a demo staff account (demo accounts only)."""
+    if not email.endswith(".example"):
+        raise ValueError("only demo accounts on .example addresses")
+    device = TOTPDevice.objects.get(user__email=email, name="demo")
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"

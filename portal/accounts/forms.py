@@ -60,3 +60,15 @@ class AcceptInvitationForm(forms.Form):
             except ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label=_("Code"),
+        max_length=16,
+        help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
+
+    def clean_token(self) -> str:
+        return self.cleaned_data["token"].replace(" ", "").strip()

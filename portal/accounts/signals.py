@@ -39,3 +39,18 @@ def sync_bssn_groups(sender, **kwargs) -> None:
     from .staff import sync_group_permissions
 
     sync_group_permissions()
+
+
+def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+    try:
+        index = blind_index(Kind.EMAIL, username) if username else ""
+    except NormalisationError:
+        index = ""
+    record(action="auth.lockout", request=request if hasattr(request, "user") else None,
+           changes={"email_index": index, "ip_address": ip_address})
+
+
+def connect_lockout_signal() -> None:
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(audit_lockout, dispatch_uid="portal-audit-lockout")

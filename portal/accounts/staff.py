@@ -13,9 +13,31 @@ ANALYST_PERMISSIONS: set[str] = {
     "accounts.view_membership",
     "audit.view_auditevent",
     # incidents (analyst)
+    "incidents.view_incident",
+    "incidents.change_incident",
+    "incidents.triage_incident",
+    "incidents.view_incidentreport",
+    "incidents.view_statuschange",
+    "incidents.view_comment",
+    "incidents.add_comment",
+    "incidents.add_internal_note",
+    "incidents.view_evidence",
+    "incidents.view_obligation",
+    "incidents.view_deadlinerule",
     # alerts (analyst)
+    "alerts.view_authority",
+    "alerts.view_channel",
+    "alerts.view_routingrule",
+    "alerts.view_alert",
+    "alerts.view_delivery",
+    "alerts.view_attempt",
+    "alerts.change_delivery",
     # consent (analyst)
     # suspected cases (analyst)
+    "cases.view_caseflag",
+    "cases.view_casedefinition",
+    "cases.view_criterion",
+    "cases.view_disclosure",
 }
 
 # Everything an analyst does, plus closing, reopening, waiving deadlines, and managing
@@ -24,9 +46,28 @@ SUPERVISOR_PERMISSIONS: set[str] = ANALYST_PERMISSIONS | {
     "accounts.change_operator",
     "accounts.add_operator",
     # incidents (supervisor only)
+    "incidents.close_incident",
+    "incidents.reopen_incident",
+    "incidents.waive_obligation",
+    "incidents.change_deadlinerule",
     # alerts (supervisor only)
+    "alerts.add_authority",
+    "alerts.change_authority",
+    "alerts.delete_authority",
+    "alerts.add_channel",
+    "alerts.change_channel",
+    "alerts.delete_channel",
+    "alerts.add_routingrule",
+    "alerts.change_routingrule",
+    "alerts.delete_routingrule",
     # consent (supervisor only)
     # suspected cases (supervisor only)
+    "cases.add_casedefinition",
+    "cases.change_casedefinition",
+    "cases.add_criterion",
+    "cases.change_criterion",
+    # The decrypted identity vault: every view is audited.
+    "cases.view_identity",
 }
 
 

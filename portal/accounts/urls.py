@@ -26,6 +26,8 @@ urlpatterns = [
         name="password_reset_confirm",
     ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("login/verify/", views.two_factor_verify, name="two_factor_verify"),
+    path("account/two-factor/", views.two_factor_setup, name="two_factor_setup"),
     path("invitation/<str:token>/", views.accept_invitation, name="accept_invitation"),
     path("o/<slug:operator_slug>/", views.dashboard, name="dashboard"),
     path("o/<slug:operator_slug>/profile/", views.profile, name="profile"),

@@ -14,7 +14,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from . import services
-from .forms import AcceptInvitationForm, InviteForm, OperatorProfileForm, RoleForm
+from portal.audit.services import record
+
+from .forms import AcceptInvitationForm, InviteForm, OperatorProfileForm, RoleForm, TokenForm
 from .models import ADMIN_ROLES, Invitation, Membership, User
 from .tenancy import get_for_operator, operator_view
 
@@ -159,3 +161,62 @@ def accept_invitation(request, token: str):
         return redirect(membership.operator)
     return render(request, "accounts/invitation_accept.html",
                   {"invitation": invitation, "form": form})
+
+
+def _safe_next(request, default: str) -> str:
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                       require_https=request.is_secure()):
+        return target
+    return default
+
+
+@login_required
+def two_factor_verify(request):
+    """Second sign-in step: a TOTP code or a recovery code."""
+    from django_otp import login as otp_login
+    from django_otp import match_token
+
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = match_token(request.user, form.cleaned_data["token"])
+        if device is not None:
+            otp_login(request, device)
+            record(action="auth.two_factor_verified", actor=request.user, request=request,
+                   changes={"device": device.__class__.__name__})
+            return redirect(_safe_next(request, reverse("accounts:home")))
+        record(action="auth.two_factor_failed", actor=request.user, request=request)
+        form.add_error("token", _("This code is not valid. Check the time on your phone and try again."))
+    return render(request, "accounts/two_factor_verify.html", {"form": form, "next": _safe_next(request, "")})
+
+
+@login_required
+def two_factor_setup(request):
+    """Set up (or replace) the TOTP device; show recovery codes once."""
+    from . import two_factor
+
+    if request.user.is_verified() is False and two_factor.has_confirmed_device(request.user):
+        return redirect(reverse("accounts:two_factor_verify") + "?next=" + request.path)
+    device = two_factor.pending_totp_device(request.user)
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        codes = two_factor.confirm_totp(user=request.user, device=device, token=form.cleaned_data["token"])
+        if codes is not None:
+            from django_otp import login as otp_login
+
+            otp_login(request, device)
+            record(action="auth.two_factor_enabled", actor=request.user, request=request)
+            return render(request, "accounts/two_factor_codes.html",
+                          {"codes": codes, "next": _safe_next(request, reverse("accounts:home"))})
+        form.add_error("token", _("This code is not valid. Check the time on your phone and try again."))
+    context = {
+        "form": form,
+        "qr_svg": two_factor.qr_svg(device),
+        "secret": two_factor.secret_base32(device),
+        "required": two_factor.two_factor_required(request.user),
+        "enabled": two_factor.has_confirmed_device(request.user),
+        "next": _safe_next(request, ""),
+    }
+    return render(request, "accounts/two_factor_setup.html", context)

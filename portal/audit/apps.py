@@ -6,3 +6,11 @@ class AuditConfig(AppConfig):
     name = "portal.audit"
     label = "audit"
     verbose_name = _("Audit log")
+
+    def ready(self) -> None:
+        from django.contrib.admin.models import LogEntry
+        from django.db.models.signals import post_save
+
+        from .admin import audit_admin_action
+
+        post_save.connect(audit_admin_action, sender=LogEntry, dispatch_uid="portal-audit-admin-action")

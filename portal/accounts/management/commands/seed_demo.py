@@ -4,7 +4,7 @@ import secrets
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal.accounts.demo import DEMO_OPERATORS, DEMO_STAFF, demo_email, seed_demo
+from portal.accounts.demo import DEMO_OPERATORS, DEMO_STAFF, demo_email, demo_totp_secret, seed_demo
 
 
 class Command(BaseCommand):
@@ -36,4 +36,8 @@ class Command(BaseCommand):
             accounts = ", ".join(demo_email(role, slug) for role in ("admin", "reporter", "viewer"))
             self.stdout.write(f"  {name}: {accounts}")
         for email, _name, group in DEMO_STAFF:
-            self.stdout.write(f"  {group} (admin at /admin/): {email}")
+            self.stdout.write(f"  {group} (admin at /admin/): {email}  TOTP key: {demo_totp_secret(email)}")
+        self.stdout.write(
+            "Staff sign in with a second factor: add the TOTP key to an authenticator app, or run "
+            "`python manage.py demo_totp_code EMAIL` for the current code."
+        )
