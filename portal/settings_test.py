@@ -31,5 +31,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 CELERY_TASK_ALWAYS_EAGER = False
 WEBHOOK_ALLOW_HTTP = True
 WEBHOOK_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.0/8"]
-from pathlib import Path as _P
-(_P(BASE_DIR) / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)
+# WhiteNoise warns about a missing STATIC_ROOT on every request otherwise.
+(BASE_DIR / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)

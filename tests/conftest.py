@@ -40,7 +40,9 @@ def pytest_collection_modifyitems(config, items):
         if "postgres" in item.keywords and not postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
         if ("redis" in item.keywords or "celery_worker" in item.keywords) and not REDIS_UP:
-            item.add_marker(pytest.mark.skip(reason="needs Redis: set TEST_REDIS_URL=redis://127.0.0.1:6379/15"))
+            item.add_marker(
+                pytest.mark.skip(reason="needs Redis: set TEST_REDIS_URL=redis://127.0.0.1:6379/15")
+            )
         if "browser" in item.keywords and not CHROMIUM:
             item.add_marker(pytest.mark.skip(reason="needs Debian's chromium (apt-get install chromium)"))
 
@@ -75,7 +77,9 @@ def make_operator(slug: str, *, sector: str = Sector.ECOMMERCE, **extra) -> Oper
 
 
 def make_member(operator: Operator, role: str, email: str | None = None) -> User:
-    user = User.objects.create_user(email or f"{role}@{operator.slug}.example", PASSWORD, full_name=role.title())
+    user = User.objects.create_user(
+        email or f"{role}@{operator.slug}.example", PASSWORD, full_name=role.title()
+    )
     Membership.objects.create(user=user, operator=operator, role=role)
     return user
 

@@ -20,7 +20,10 @@ class UserAdmin(BaseUserAdmin):
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         (_("Personal info"), {"fields": ["full_name", "language"]}),
-        (_("Permissions"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (
+            _("Permissions"),
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
+        ),
         (_("Important dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
@@ -34,8 +37,18 @@ class OperatorAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
     # The contact phone is personal data: editable, never shown in the list.
-    fields = ["name", "slug", "sector", "pse_registration_number", "is_iiv", "timezone", "province",
-              "contact_email", "contact_phone", "require_two_factor"]
+    fields = [
+        "name",
+        "slug",
+        "sector",
+        "pse_registration_number",
+        "is_iiv",
+        "timezone",
+        "province",
+        "contact_email",
+        "contact_phone",
+        "require_two_factor",
+    ]
 
 
 @admin.register(Invitation)

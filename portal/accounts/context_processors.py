@@ -17,7 +17,5 @@ def memberships(request: HttpRequest) -> dict:
         "current_operator": getattr(request, "operator", None),
         "current_membership": getattr(request, "membership", None),
         "app_nav_templates": _nav_templates(),
-        "user_memberships": lambda: user.memberships.select_related("operator").order_by(
-            "operator__name"
-        ),
+        "user_memberships": lambda: user.memberships.select_related("operator").order_by("operator__name"),
     }

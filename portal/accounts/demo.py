@@ -6,9 +6,9 @@ Addresses are on example domains; nothing here resembles real people or secrets.
 import base64
 
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
-from django.db import transaction
 
 from portal.regions import Province
 
@@ -23,7 +23,10 @@ DEMO_OPERATORS = [
     ("sehat-contoh", "PT Sehat Contoh Telemedika", Sector.HEALTHTECH, False, Province.SN, TimeZone.WITA),
     ("layanan-contoh", "PT Layanan Contoh Nusantara", Sector.OTHER, False, Province.PA, TimeZone.WIT),
 ]
-DEMO_STAFF = [("analyst@bssn.example", "Analis Demo", ANALYST), ("supervisor@bssn.example", "Supervisor Demo", SUPERVISOR)]
+DEMO_STAFF = [
+    ("analyst@bssn.example", "Analis Demo", ANALYST),
+    ("supervisor@bssn.example", "Supervisor Demo", SUPERVISOR),
+]
 
 
 def demo_email(role: str, slug: str) -> str:
@@ -36,7 +39,9 @@ def seed_demo(*, password: str) -> dict[str, int]:
     created = {"operators": 0, "users": 0}
 
     def ensure_user(email: str, full_name: str, **extra) -> User:
-        user, was_created = User.objects.get_or_create(email=email, defaults={"full_name": full_name, **extra})
+        user, was_created = User.objects.get_or_create(
+            email=email, defaults={"full_name": full_name, **extra}
+        )
         if was_created:
             created["users"] += 1
         user.set_password(password)

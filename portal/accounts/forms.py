@@ -11,8 +11,15 @@ from .models import Operator, Role
 class OperatorProfileForm(forms.ModelForm):
     class Meta:
         model = Operator
-        fields = ["name", "pse_registration_number", "timezone", "province", "contact_email",
-                  "contact_phone", "require_two_factor"]
+        fields = [
+            "name",
+            "pse_registration_number",
+            "timezone",
+            "province",
+            "contact_email",
+            "contact_phone",
+            "require_two_factor",
+        ]
 
     def clean_contact_phone(self) -> str:
         phone = self.cleaned_data["contact_phone"].strip()
@@ -67,7 +74,9 @@ class TokenForm(forms.Form):
         label=_("Code"),
         max_length=16,
         help_text=_("The 6-digit code from your authenticator app, or one of your recovery codes."),
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
     )
 
     def clean_token(self) -> str:

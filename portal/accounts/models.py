@@ -44,9 +44,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("BSSN staff"), default=False, help_text=_("Can sign in to the BSSN admin.")
     )
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
-    language = models.CharField(
-        _("language"), max_length=8, choices=settings.LANGUAGES, default="id"
-    )
+    language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES, default="id")
 
     objects = UserManager()
 
@@ -93,27 +91,19 @@ class Operator(models.Model):
     name = models.CharField(_("legal name"), max_length=200)
     slug = models.SlugField(_("short name"), max_length=60, unique=True)
     sector = models.CharField(_("sector"), max_length=20, choices=Sector.choices)
-    pse_registration_number = models.CharField(
-        _("PSE registration number"), max_length=64, blank=True
-    )
+    pse_registration_number = models.CharField(_("PSE registration number"), max_length=64, blank=True)
     is_iiv = models.BooleanField(
         _("vital information infrastructure (IIV)"),
         default=False,
         help_text=_("IIV organisations must send an initial incident report within 24 hours."),
     )
-    timezone = models.CharField(
-        _("time zone"), max_length=32, choices=TimeZone.choices, default=TimeZone.WIB
-    )
-    province = models.CharField(
-        _("province"), max_length=5, choices=Province.choices, default=Province.JK
-    )
+    timezone = models.CharField(_("time zone"), max_length=32, choices=TimeZone.choices, default=TimeZone.WIB)
+    province = models.CharField(_("province"), max_length=5, choices=Province.choices, default=Province.JK)
     contact_email = models.EmailField(_("contact e-mail"))
     contact_phone = EncryptedCharField(_("contact phone"), max_length=32, blank=True)
     # Blind index of contact_phone: serves "which operator has this phone number?".
     contact_phone_index = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
-    require_two_factor = models.BooleanField(
-        _("require two-factor sign-in for members"), default=False
-    )
+    require_two_factor = models.BooleanField(_("require two-factor sign-in for members"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OperatorQuerySet.as_manager()
@@ -127,9 +117,7 @@ class Operator(models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
-        self.contact_phone_index = (
-            blind_index(Kind.PHONE, self.contact_phone) if self.contact_phone else ""
-        )
+        self.contact_phone_index = blind_index(Kind.PHONE, self.contact_phone) if self.contact_phone else ""
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:

@@ -30,13 +30,22 @@ def update_operator_profile(*, operator: Operator, actor: User, data: dict, requ
             changes[field] = {"old": "***" if masked else old, "new": "***" if masked else new}
             setattr(operator, field, new)
     if "require_two_factor" in data and data["require_two_factor"] != operator.require_two_factor:
-        changes["require_two_factor"] = {"old": operator.require_two_factor, "new": data["require_two_factor"]}
+        changes["require_two_factor"] = {
+            "old": operator.require_two_factor,
+            "new": data["require_two_factor"],
+        }
         operator.require_two_factor = data["require_two_factor"]
     if changes:
         with transaction.atomic():
             operator.save()
-            record(action="operator.update", actor=actor, operator=operator, target=operator,
-                   changes=changes, request=request)
+            record(
+                action="operator.update",
+                actor=actor,
+                operator=operator,
+                target=operator,
+                changes=changes,
+                request=request,
+            )
     return operator
 
 
@@ -76,8 +85,14 @@ def invite_member(*, operator: Operator, actor: User, email: str, role: str, req
             invited_by=actor,
             expires_at=Invitation.default_expiry(),
         )
-        record(action="membership.invite", actor=actor, operator=operator, target=invitation,
-               changes={"role": role}, request=request)
+        record(
+            action="membership.invite",
+            actor=actor,
+            operator=operator,
+            target=invitation,
+            changes={"role": role},
+            request=request,
+        )
         transaction.on_commit(lambda: _send_invitation_email(invitation, token, language))
     return invitation
 
@@ -89,9 +104,7 @@ class InvitationInvalid(Exception):
 def find_invitation(token: str) -> Invitation:
     """Return the usable invitation for `token`, or raise InvitationInvalid."""
     invitation = (
-        Invitation.objects.select_related("operator")
-        .filter(token_hash=Invitation.hash_token(token))
-        .first()
+        Invitation.objects.select_related("operator").filter(token_hash=Invitation.hash_token(token)).first()
     )
     if invitation is None or not invitation.is_usable:
         raise InvitationInvalid
@@ -122,8 +135,14 @@ def accept_invitation(
         membership, _created = Membership.objects.get_or_create(
             user=user, operator=invitation.operator, defaults={"role": invitation.role}
         )
-        record(action="membership.join", actor=user, operator=invitation.operator, target=membership,
-               changes={"role": membership.role}, request=request)
+        record(
+            action="membership.join",
+            actor=user,
+            operator=invitation.operator,
+            target=membership,
+            changes={"role": membership.role},
+            request=request,
+        )
     return membership
 
 
@@ -145,8 +164,14 @@ def change_role(*, membership: Membership, actor: User, role: str, request=None)
         old = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
-        record(action="membership.change_role", actor=actor, operator=membership.operator,
-               target=membership, changes={"role": {"old": old, "new": role}}, request=request)
+        record(
+            action="membership.change_role",
+            actor=actor,
+            operator=membership.operator,
+            target=membership,
+            changes={"role": {"old": old, "new": role}},
+            request=request,
+        )
     return membership
 
 
@@ -155,6 +180,12 @@ def remove_member(*, membership: Membership, actor: User, request=None) -> None:
     if membership.role == Role.ADMIN and not _other_admins(membership):
         raise ValidationError(_("The organisation must keep at least one administrator."))
     with transaction.atomic():
-        record(action="membership.remove", actor=actor, operator=membership.operator,
-               target=membership, changes={"role": membership.role}, request=request)
+        record(
+            action="membership.remove",
+            actor=actor,
+            operator=membership.operator,
+            target=membership,
+            changes={"role": membership.role},
+            request=request,
+        )
         membership.delete()

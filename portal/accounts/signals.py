@@ -46,8 +46,11 @@ def audit_lockout(sender, request=None, username=None, ip_address=None, **kwargs
         index = blind_index(Kind.EMAIL, username) if username else ""
     except NormalisationError:
         index = ""
-    record(action="auth.lockout", request=request if hasattr(request, "user") else None,
-           changes={"email_index": index, "ip_address": ip_address})
+    record(
+        action="auth.lockout",
+        request=request if hasattr(request, "user") else None,
+        changes={"email_index": index, "ip_address": ip_address},
+    )
 
 
 def connect_lockout_signal() -> None:

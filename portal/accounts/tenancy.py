@@ -62,8 +62,6 @@ def operator_view(
 def get_for_operator(model_or_queryset: type[Model] | QuerySet, operator, **lookup) -> Model:
     """Return the object matching `lookup` within `operator`, or raise Http404."""
     queryset = (
-        model_or_queryset._default_manager.all()
-        if isinstance(model_or_queryset, type)
-        else model_or_queryset
+        model_or_queryset._default_manager.all() if isinstance(model_or_queryset, type) else model_or_queryset
     )
     return get_object_or_404(queryset.filter(operator=operator), **lookup)

@@ -87,11 +87,7 @@ class TwoFactorMiddleware:
         from django.utils.http import urlencode
 
         user = request.user
-        if (
-            user.is_authenticated
-            and not user.is_verified()
-            and not request.path.startswith(_EXEMPT_PREFIXES)
-        ):
+        if user.is_authenticated and not user.is_verified() and not request.path.startswith(_EXEMPT_PREFIXES):
             query = "?" + urlencode({"next": request.get_full_path()})
             if has_confirmed_device(user):
                 return redirect(reverse("accounts:two_factor_verify") + query)

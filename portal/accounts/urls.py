@@ -22,10 +22,14 @@ urlpatterns = [
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(success_url=reverse_lazy("accounts:password_reset_complete")),
+        auth_views.PasswordResetConfirmView.as_view(
+            success_url=reverse_lazy("accounts:password_reset_complete")
+        ),
         name="password_reset_confirm",
     ),
-    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path(
+        "password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
+    ),
     path("login/verify/", views.two_factor_verify, name="two_factor_verify"),
     path("account/two-factor/", views.two_factor_setup, name="two_factor_setup"),
     path("invitation/<str:token>/", views.accept_invitation, name="accept_invitation"),
@@ -33,6 +37,9 @@ urlpatterns = [
     path("o/<slug:operator_slug>/profile/", views.profile, name="profile"),
     path("o/<slug:operator_slug>/members/", views.members, name="members"),
     path("o/<slug:operator_slug>/members/<int:membership_id>/role/", views.member_role, name="member_role"),
-    path("o/<slug:operator_slug>/members/<int:membership_id>/remove/", views.member_remove,
-         name="member_remove"),
+    path(
+        "o/<slug:operator_slug>/members/<int:membership_id>/remove/",
+        views.member_remove,
+        name="member_remove",
+    ),
 ]

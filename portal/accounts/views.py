@@ -13,9 +13,9 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from . import services
 from portal.audit.services import record
 
+from . import services
 from .forms import AcceptInvitationForm, InviteForm, OperatorProfileForm, RoleForm, TokenForm
 from .models import ADMIN_ROLES, Invitation, Membership, User
 from .tenancy import get_for_operator, operator_view
@@ -92,15 +92,17 @@ def members(request):
 @operator_view(roles=ADMIN_ROLES)
 @require_POST
 def member_role(request, membership_id: int):
-    membership = get_for_operator(Membership.objects.select_related("user", "operator"), request.operator,
-                                  pk=membership_id)
+    membership = get_for_operator(
+        Membership.objects.select_related("user", "operator"), request.operator, pk=membership_id
+    )
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose a valid role."))
     else:
         try:
-            services.change_role(membership=membership, actor=request.user, role=form.cleaned_data["role"],
-                                 request=request)
+            services.change_role(
+                membership=membership, actor=request.user, role=form.cleaned_data["role"], request=request
+            )
             messages.success(request, _("The role was changed."))
         except ValidationError as exc:
             messages.error(request, exc.messages[0])
@@ -110,8 +112,9 @@ def member_role(request, membership_id: int):
 @operator_view(roles=ADMIN_ROLES)
 @require_POST
 def member_remove(request, membership_id: int):
-    membership = get_for_operator(Membership.objects.select_related("user", "operator"), request.operator,
-                                  pk=membership_id)
+    membership = get_for_operator(
+        Membership.objects.select_related("user", "operator"), request.operator, pk=membership_id
+    )
     try:
         services.remove_member(membership=membership, actor=request.user, request=request)
         messages.success(request, _("%(email)s was removed.") % {"email": membership.user.email})
@@ -129,8 +132,9 @@ def accept_invitation(request, token: str):
 
     if request.user.is_authenticated:
         if request.user.email.lower() != invitation.email.lower():
-            return render(request, "accounts/invitation_wrong_account.html", {"invitation": invitation},
-                          status=403)
+            return render(
+                request, "accounts/invitation_wrong_account.html", {"invitation": invitation}, status=403
+            )
         if request.method == "POST":
             try:
                 membership = services.accept_invitation(token=token, user=request.user, request=request)
@@ -143,8 +147,9 @@ def accept_invitation(request, token: str):
     if User.objects.filter(email__iexact=invitation.email).exists():
         # The addressee already has an account: sign in first, then come back here.
         login_url = reverse("accounts:login") + "?next=" + request.path
-        return render(request, "accounts/invitation_accept.html",
-                      {"invitation": invitation, "login_url": login_url})
+        return render(
+            request, "accounts/invitation_accept.html", {"invitation": invitation, "login_url": login_url}
+        )
     form = AcceptInvitationForm(request.POST or None, email=invitation.email)
     if request.method == "POST" and form.is_valid():
         try:
@@ -157,18 +162,20 @@ def accept_invitation(request, token: str):
         except services.InvitationInvalid:
             return render(request, "accounts/invitation_invalid.html", status=410)
         login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, _("Welcome! You joined %(operator)s.") % {"operator": membership.operator.name})
+        messages.success(
+            request, _("Welcome! You joined %(operator)s.") % {"operator": membership.operator.name}
+        )
         return redirect(membership.operator)
-    return render(request, "accounts/invitation_accept.html",
-                  {"invitation": invitation, "form": form})
+    return render(request, "accounts/invitation_accept.html", {"invitation": invitation, "form": form})
 
 
 def _safe_next(request, default: str) -> str:
     from django.utils.http import url_has_allowed_host_and_scheme
 
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                       require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return default
 
@@ -184,8 +191,12 @@ def two_factor_verify(request):
         device = match_token(request.user, form.cleaned_data["token"])
         if device is not None:
             otp_login(request, device)
-            record(action="auth.two_factor_verified", actor=request.user, request=request,
-                   changes={"device": device.__class__.__name__})
+            record(
+                action="auth.two_factor_verified",
+                actor=request.user,
+                request=request,
+                changes={"device": device.__class__.__name__},
+            )
             return redirect(_safe_next(request, reverse("accounts:home")))
         record(action="auth.two_factor_failed", actor=request.user, request=request)
         form.add_error("token", _("This code is not valid. Check the time on your phone and try again."))
@@ -208,8 +219,11 @@ def two_factor_setup(request):
 
             otp_login(request, device)
             record(action="auth.two_factor_enabled", actor=request.user, request=request)
-            return render(request, "accounts/two_factor_codes.html",
-                          {"codes": codes, "next": _safe_next(request, reverse("accounts:home"))})
+            return render(
+                request,
+                "accounts/two_factor_codes.html",
+                {"codes": codes, "next": _safe_next(request, reverse("accounts:home"))},
+            )
         form.add_error("token", _("This code is not valid. Check the time on your phone and try again."))
     context = {
         "form": form,

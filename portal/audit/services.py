@@ -69,8 +69,10 @@ class ChainBreak:
 
 def verify_chain(*, stream: str | None = None) -> Iterator[ChainBreak]:
     """Yield the first break of each chain (or of `stream`); nothing when all verify."""
-    streams = [stream] if stream else list(
-        AuditEvent.objects.values_list("stream", flat=True).distinct().order_by("stream")
+    streams = (
+        [stream]
+        if stream
+        else list(AuditEvent.objects.values_list("stream", flat=True).distinct().order_by("stream"))
     )
     for name in streams:
         prev_hash = GENESIS_HASH

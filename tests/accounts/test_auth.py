@@ -8,8 +8,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_sign_in_lands_on_the_organisation_dashboard(client, reporter, operator):
-    response = client.post(reverse("accounts:login"), {"username": reporter.email, "password": PASSWORD},
-                           follow=True)
+    response = client.post(
+        reverse("accounts:login"), {"username": reporter.email, "password": PASSWORD}, follow=True
+    )
     assert response.redirect_chain[-1][0] == operator.get_absolute_url()
     assert operator.name in response.content.decode()
     assert AuditEvent.objects.filter(action="auth.login", actor=reporter).exists()

@@ -19,8 +19,12 @@ def _profile_url(operator):
 
 def _profile_data(operator, **changes):
     data = {
-        "name": operator.name, "pse_registration_number": "", "timezone": operator.timezone,
-        "province": operator.province, "contact_email": operator.contact_email, "contact_phone": PHONE,
+        "name": operator.name,
+        "pse_registration_number": "",
+        "timezone": operator.timezone,
+        "province": operator.province,
+        "contact_email": operator.contact_email,
+        "contact_phone": PHONE,
     }
     data.update(changes)
     return data
@@ -44,8 +48,9 @@ def test_admin_saves_the_profile_and_the_phone_is_encrypted_at_rest(client_for, 
 
 
 def test_bad_phone_is_refused_and_nothing_changes(client_for, op_admin, operator):
-    response = client_for(op_admin).post(_profile_url(operator),
-                                         _profile_data(operator, contact_phone="call me", name="Changed"))
+    response = client_for(op_admin).post(
+        _profile_url(operator), _profile_data(operator, contact_phone="call me", name="Changed")
+    )
     assert response.status_code == 200
     operator.refresh_from_db()
     assert operator.name != "Changed" and operator.contact_phone == ""
@@ -67,7 +72,9 @@ def test_blind_index_finds_the_operator_whatever_the_phone_format(operator):
 
 
 def test_blind_index_depends_on_the_key():
-    assert blind_index(Kind.NIK, "3171012345678901", key="a") != blind_index(Kind.NIK, "3171012345678901", key="b")
+    assert blind_index(Kind.NIK, "3171012345678901", key="a") != blind_index(
+        Kind.NIK, "3171012345678901", key="b"
+    )
 
 
 def test_a_missing_or_wrong_key_fails_loudly(operator):
@@ -77,9 +84,8 @@ def test_a_missing_or_wrong_key_fails_loudly(operator):
     for attr in ("keys", "fernet_keys", "fernet"):
         field.__dict__.pop(attr, None)
     try:
-        with override_settings(FERNET_KEYS=[Fernet.generate_key().decode()]):
-            with pytest.raises(InvalidToken):
-                Operator.objects.get(pk=operator.pk)
+        with override_settings(FERNET_KEYS=[Fernet.generate_key().decode()]), pytest.raises(InvalidToken):
+            Operator.objects.get(pk=operator.pk)
     finally:
         for attr in ("keys", "fernet_keys", "fernet"):
             field.__dict__.pop(attr, None)

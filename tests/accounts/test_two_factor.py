@@ -31,7 +31,9 @@ def test_staff_sets_up_totp_and_then_reaches_the_admin(client_for, supervisor):
     assert b"<svg" in page.content  # the QR code
     device = TOTPDevice.objects.get(user=supervisor, confirmed=False)
     wrong = c.post(reverse("accounts:two_factor_setup"), {"token": "000000"})
-    assert wrong.status_code == 200 and not TOTPDevice.objects.filter(user=supervisor, confirmed=True).exists()
+    assert (
+        wrong.status_code == 200 and not TOTPDevice.objects.filter(user=supervisor, confirmed=True).exists()
+    )
     # django-otp throttles after a failure (1 s, doubling): a person retries a moment later.
     with time_machine.travel(timezone.now() + timezone.timedelta(seconds=5), tick=False):
         device.refresh_from_db()
@@ -52,8 +54,9 @@ def test_staff_with_a_device_signs_in_with_password_then_code(client, supervisor
     bad = client.post(reverse("accounts:two_factor_verify"), {"token": "123456", "next": "/admin/"})
     assert bad.status_code == 200
     with time_machine.travel(timezone.now() + timezone.timedelta(seconds=5), tick=False):
-        ok = client.post(reverse("accounts:two_factor_verify"),
-                         {"token": totp_code(supervisor), "next": "/admin/"})
+        ok = client.post(
+            reverse("accounts:two_factor_verify"), {"token": totp_code(supervisor), "next": "/admin/"}
+        )
     assert ok["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
     assert AuditEvent.objects.filter(action="auth.two_factor_failed", actor=supervisor).exists()

@@ -47,10 +47,16 @@ def test_a_deleted_event_breaks_the_chain_at_the_gap(operator):
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize("statement", ["UPDATE audit_auditevent SET action = 'x'", "DELETE FROM audit_auditevent"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE audit_auditevent SET action = 'x'", "DELETE FROM audit_auditevent"]
+)
 def test_postgresql_refuses_raw_update_and_delete(statement):
     record(action="test.kept")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert AuditEvent.objects.filter(action="test.kept").exists()
 

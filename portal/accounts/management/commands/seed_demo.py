@@ -28,7 +28,8 @@ class Command(BaseCommand):
         created = seed_demo(password=password)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready ({created['operators']} organisations and {created['users']} accounts created)."
+                f"Demo data ready ({created['operators']} organisations and "
+                f"{created['users']} accounts created)."
             )
         )
         self.stdout.write(f"Demo password for every account below (from {source}): {password}")
