@@ -6,3 +6,5 @@ class AlertsConfig(AppConfig):
     name = "portal.alerts"
     label = "alerts"
     verbose_name = _("Alerts to authorities")
+    nav_template = "alerts/_nav.html"
+    dashboard_panel = "portal.alerts.views.dashboard_panel"

@@ -1,3 +1,9 @@
+from django.urls import path
+
+from . import views
+
 app_name = "alerts"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.alert_list, name="alert_list"),
+]

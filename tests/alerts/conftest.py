@@ -18,3 +18,28 @@ def webhook_authority(db):
     channel.rotate_secret(overlap=__import__("datetime").timedelta(0))
     channel.save()
     return channel
+
+
+@pytest.fixture
+def receiver():
+    from tests.alerts.receiver import Receiver
+
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def hook(db, receiver):
+    """A webhook channel pointing at the local receiver, routed every event, its secret known to it."""
+    from datetime import timedelta
+
+    from portal.alerts.models import Authority, Channel, RoutingRule
+
+    authority = Authority.objects.create(code="test-receiver", name="Receiver Authority", language="en")
+    channel = Channel(authority=authority, kind="webhook", url=receiver.url)
+    secret = channel.rotate_secret(overlap=timedelta(0))
+    channel.save()
+    RoutingRule.objects.create(event_pattern="*", authority=authority)
+    receiver.secrets = [secret]
+    return channel

@@ -1,0 +1,278 @@
+"""BSSN admin for authorities, channels, routing rules, alerts and deliveries."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import services
+from .models import (
+    Alert,
+    Attempt,
+    Authority,
+    Channel,
+    ChannelKind,
+    Delivery,
+    DeliveryStatus,
+    EventType,
+    RoutingRule,
+)
+
+
+class ChannelForm(forms.ModelForm):
+    event_types = forms.MultipleChoiceField(
+        label=_("event types"),
+        choices=EventType.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("Event types this channel wants; none ticked means every event type."),
+    )
+
+    class Meta:
+        model = Channel
+        fields = [
+            "authority",
+            "kind",
+            "name",
+            "email",
+            "url",
+            "event_types",
+            "enabled",
+            "disabled_reason",
+            "is_default",
+        ]
+
+
+class ChannelInline(admin.StackedInline):
+    model = Channel
+    form = ChannelForm
+    extra = 0
+    show_change_link = True
+    fields = ["kind", "name", "email", "url", "event_types", "enabled", "is_default"]
+
+
+class RoutingRuleInline(admin.TabularInline):
+    model = RoutingRule
+    extra = 0
+
+
+@admin.register(Authority)
+class AuthorityAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "province", "language", "channel_count"]
+    list_filter = ["language", "province"]
+    search_fields = ["name", "code"]
+    inlines = [ChannelInline, RoutingRuleInline]
+
+    @admin.display(description=_("channels"))
+    def channel_count(self, obj: Authority) -> int:
+        return obj.channels.count()
+
+    def save_formset(self, request, form, formset, change):
+        # New webhook endpoints added inline get their secret here, shown once.
+        instances = formset.save(commit=False)
+        for obj in formset.deleted_objects:
+            obj.delete()
+        for obj in instances:
+            secret = None
+            if isinstance(obj, Channel) and obj.is_webhook and not obj.secret:
+                secret = obj.rotate_secret(overlap=timedelta(0))
+            obj.save()
+            if secret:
+                _show_secret_once(request, obj, secret)
+        formset.save_m2m()
+
+
+def _show_secret_once(request, channel: Channel, secret: str) -> None:
+    messages.warning(
+        request,
+        format_html(
+            _(
+                "Signing secret of {channel}: <code>{secret}</code> — copy it now and give it to the "
+                "authority; it is not shown again."
+            ),
+            channel=channel,
+            secret=secret,
+        ),
+    )
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["authority", "kind", "address", "enabled", "is_default", "has_previous_secret"]
+    list_filter = ["kind", "enabled", "is_default", "authority"]
+    search_fields = ["authority__name", "email", "url"]
+    readonly_fields = ["previous_secret_expires_at"]
+    actions = ["send_test_alert", "rotate_secret"]
+
+    @admin.display(description=_("old secret still signing"), boolean=True)
+    def has_previous_secret(self, obj: Channel) -> bool:
+        return len(obj.signing_secrets()) > 1
+
+    def save_model(self, request, obj, form, change):
+        secret = None
+        if obj.kind == ChannelKind.WEBHOOK and not obj.secret:
+            secret = obj.rotate_secret(overlap=timedelta(0))
+        super().save_model(request, obj, form, change)
+        if secret:
+            _show_secret_once(request, obj, secret)
+
+    @admin.action(description=_("Send a test alert"))
+    def send_test_alert(self, request, queryset):
+        for channel in queryset:
+            services.send_test_alert(channel=channel, actor=request.user, request=request)
+        self.message_user(
+            request,
+            ngettext(
+                "Test alert queued for %d channel.", "Test alerts queued for %d channels.", len(queryset)
+            )
+            % len(queryset),
+        )
+
+    @admin.action(description=_("Rotate the signing secret (the old one signs for a while longer)"))
+    def rotate_secret(self, request, queryset):
+        for channel in queryset.filter(kind=ChannelKind.WEBHOOK):
+            secret = services.rotate_secret(channel=channel, actor=request.user, request=request)
+            _show_secret_once(request, channel, secret)
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    list_display = ["event_pattern", "sector", "province", "authority", "enabled", "note"]
+    list_filter = ["event_pattern", "sector", "enabled", "authority"]
+    list_editable = ["enabled"]
+    search_fields = ["authority__name", "note"]
+    autocomplete_fields = ["authority"]
+
+
+class AttemptInline(admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "started_at", "status_code", "latency_ms", "outcome", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    fields = [
+        "authority",
+        "kind",
+        "address",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "event_type", "operator", "province", "unrouted", "delivery_summary"]
+    list_filter = ["event_type", "unrouted", "deliveries__status", "deliveries__authority"]
+    search_fields = ["uuid", "operator__name"]
+    date_hierarchy = "created_at"
+    inlines = [DeliveryInline]
+    fields = [
+        "uuid",
+        "event_type",
+        "operator",
+        "sector",
+        "province",
+        "subject_type",
+        "subject_id",
+        "unrouted",
+        "created_at",
+        "body",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("deliveries"))
+    def delivery_summary(self, obj: Alert) -> str:
+        counts: dict[str, int] = {}
+        for status in obj.deliveries.values_list("status", flat=True):
+            counts[status] = counts.get(status, 0) + 1
+        return ", ".join(f"{DeliveryStatus(s).label}: {n}" for s, n in sorted(counts.items()))
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("operator").prefetch_related("deliveries")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "event_type",
+        "authority",
+        "kind",
+        "address",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "last_error",
+    ]
+    list_filter = ["status", "kind", "authority", "alert__event_type"]
+    search_fields = ["address", "authority__name", "alert__uuid"]
+    inlines = [AttemptInline]
+    actions = ["retry"]
+    fields = [
+        "alert",
+        "authority",
+        "channel",
+        "kind",
+        "address",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "claimed_at",
+        "delivered_at",
+        "last_error",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("event"))
+    def event_type(self, obj: Delivery) -> str:
+        return obj.alert.get_event_type_display()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("alert", "authority")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The retry action needs "change"; the form itself stays read-only.
+        return request.user.has_perm("alerts.change_delivery")
+
+    @admin.action(description=_("Retry the selected failed deliveries"), permissions=["change"])
+    def retry(self, request, queryset):
+        retried = sum(
+            services.retry_delivery(delivery=d, actor=request.user, request=request)
+            for d in queryset.filter(status=DeliveryStatus.DEAD)
+        )
+        self.message_user(
+            request, ngettext("%d delivery queued again.", "%d deliveries queued again.", retried) % retried
+        )

@@ -1,0 +1,134 @@
+"""BSSN admin: authorities, channels, rules, alerts and deliveries; retry and test-alert actions."""
+
+import pytest
+
+from portal.alerts.models import Alert, Channel, Delivery, DeliveryStatus, EventType, RoutingRule
+from portal.alerts.services import emit_event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sup(staff_client, supervisor):
+    return staff_client(supervisor)
+
+
+def _dead_delivery(operator, hook):
+    alert = emit_event(
+        event_type=EventType.INCIDENT_SUBMITTED, operator=operator, payload={"schema": "incident.submitted/1"}
+    )
+    delivery = alert.deliveries.get(channel=hook)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.DEAD, attempt_count=1, last_error="HTTP 400"
+    )
+    return delivery
+
+
+@pytest.mark.parametrize("page", ["authority", "channel", "routingrule", "alert", "delivery"])
+def test_the_supervisor_sees_every_alerts_page(sup, seeded, operator, hook, page):
+    _dead_delivery(operator, hook)
+    assert sup.get(f"/admin/alerts/{page}/").status_code == 200
+
+
+def test_delivery_page_lists_attempts_inline_and_filters_by_status_and_authority(
+    sup, operator, hook, receiver
+):
+    from portal.alerts.services import deliver
+
+    alert = emit_event(
+        event_type=EventType.INCIDENT_SUBMITTED, operator=operator, payload={"schema": "incident.submitted/1"}
+    )
+    delivery = alert.deliveries.get(channel=hook)
+    deliver(delivery_id=delivery.pk)
+    page = sup.get(f"/admin/alerts/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200 and b"200" in page.content
+    listing = sup.get(
+        f"/admin/alerts/delivery/?status__exact=delivered&authority__id__exact={hook.authority_id}"
+    )
+    assert hook.url.encode() in listing.content
+    assert sup.get(f"/admin/alerts/alert/{alert.pk}/change/").status_code == 200
+
+
+def test_the_retry_action_queues_a_dead_delivery_again(
+    sup, operator, hook, django_capture_on_commit_callbacks, monkeypatch
+):
+    enqueued = []
+    monkeypatch.setattr(
+        "portal.alerts.services.enqueue_deliveries",
+        lambda *, delivery_ids, countdown=None: enqueued.extend(delivery_ids),
+    )
+    delivery = _dead_delivery(operator, hook)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sup.post("/admin/alerts/delivery/", {"action": "retry", "_selected_action": [delivery.pk]})
+    assert response.status_code == 302
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING and enqueued == [delivery.pk]
+
+
+def test_an_analyst_may_retry_but_not_edit_routing(staff_client, analyst, operator, hook, seeded):
+    c = staff_client(analyst)
+    delivery = _dead_delivery(operator, hook)
+    c.post("/admin/alerts/delivery/", {"action": "retry", "_selected_action": [delivery.pk]})
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.PENDING
+    rule = RoutingRule.objects.first()
+    assert c.post(f"/admin/alerts/routingrule/{rule.pk}/change/", {}).status_code == 403
+    assert c.get("/admin/alerts/authority/add/").status_code == 403
+
+
+def test_send_test_alert_sends_a_ping_to_that_channel_only(sup, hook, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        sup.post("/admin/alerts/channel/", {"action": "send_test_alert", "_selected_action": [hook.pk]})
+    alert = Alert.objects.get(event_type=EventType.TEST_PING)
+    assert [d.channel for d in alert.deliveries.all()] == [hook]
+    assert alert.payload["schema"] == "test.ping/1"
+    assert len(callbacks) == 1
+
+
+def test_a_new_webhook_shows_its_secret_once(sup, settings):
+    from portal.alerts.models import Authority
+
+    authority = Authority.objects.create(code="new-auth", name="New Authority")
+    response = sup.post(
+        "/admin/alerts/channel/add/",
+        {
+            "authority": authority.pk,
+            "kind": "webhook",
+            "url": "http://127.0.0.1:8099/hook",
+            "enabled": "on",
+        },
+        follow=True,
+    )
+    channel = Channel.objects.get(authority=authority)
+    assert channel.secret.startswith("whsec_")
+    assert channel.secret.encode() in response.content
+    again = sup.get(f"/admin/alerts/channel/{channel.pk}/change/")
+    assert channel.secret.encode() not in again.content
+
+
+def test_the_admin_refuses_a_private_webhook_url(sup, settings):
+    from portal.alerts.models import Authority
+
+    settings.WEBHOOK_ALLOWED_PRIVATE_NETWORKS = []
+    authority = Authority.objects.create(code="new-auth", name="New Authority")
+    response = sup.post(
+        "/admin/alerts/channel/add/",
+        {
+            "authority": authority.pk,
+            "kind": "webhook",
+            "url": "http://10.0.0.1/hook",
+            "enabled": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert not Channel.objects.filter(authority=authority).exists()
+    assert b"private" in response.content or b"pribadi" in response.content
+
+
+def test_rotating_a_secret_shows_the_new_one_and_keeps_the_old_signing(sup, hook):
+    old = hook.secret
+    response = sup.post(
+        "/admin/alerts/channel/", {"action": "rotate_secret", "_selected_action": [hook.pk]}, follow=True
+    )
+    hook.refresh_from_db()
+    assert hook.secret != old and hook.secret.encode() in response.content
+    assert hook.signing_secrets() == [hook.secret, old]
