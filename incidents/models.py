@@ -1,1 +1,609 @@
-from django.db import models  # noqa: F401
+"""Security incidents: the incident, its staged reports, deadlines, conversation and evidence.
+
+Rules live in `incidents.services` (lifecycle, deadlines, events); the models hold
+fields, constraints, tenant-scoped querysets and small read-only helpers.
+"""
+
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.deconstruct import deconstructible
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
+
+
+class Category(models.TextChoices):
+    DEFACEMENT = "defacement", _("Defacement")
+    PHISHING = "phishing", _("Phishing")
+    MALWARE = "malware", _("Malware")
+    RANSOMWARE = "ransomware", _("Ransomware")
+    DDOS = "ddos", _("DDoS")
+    UNAUTHORISED_ACCESS = "unauthorised_access", _("Unauthorised access")
+    DATA_LEAK = "data_leak", _("Personal-data leak")
+    DATA_ALTERATION = "data_alteration", _("Data alteration or sabotage")
+    ACCOUNT_TAKEOVER = "account_takeover", _("Account takeover")
+    OTHER = "other", _("Other")
+
+
+class Severity(models.TextChoices):
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+    CRITICAL = "critical", _("Critical")
+
+
+HIGH_SEVERITIES = frozenset({Severity.HIGH, Severity.CRITICAL})
+
+
+class TLP(models.TextChoices):
+    CLEAR = "clear", "TLP:CLEAR"
+    GREEN = "green", "TLP:GREEN"
+    AMBER = "amber", "TLP:AMBER"
+    AMBER_STRICT = "amber+strict", "TLP:AMBER+STRICT"
+    RED = "red", "TLP:RED"
+
+
+class Impact(models.TextChoices):
+    NONE = "none", _("None")
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+
+
+class PersonalDataCategory(models.TextChoices):
+    IDENTITY = "identity", _("Identity (name, NIK, date of birth)")
+    CONTACT = "contact", _("Contact details (e-mail, phone, address)")
+    CREDENTIALS = "credentials", _("Account credentials")
+    TRANSACTIONS = "transactions", _("Transactions and usage")
+    LOCATION = "location", _("Location")
+    OTHER = "other", _("Other personal data")
+
+
+class SpecificDataCategory(models.TextChoices):
+    """Specific personal data (UU 27/2022 Pasal 4(2))."""
+
+    HEALTH = "health", _("Health data")
+    BIOMETRIC = "biometric", _("Biometric data")
+    GENETIC = "genetic", _("Genetic data")
+    CRIMINAL = "criminal", _("Criminal records")
+    CHILDREN = "children", _("Children's data")
+    FINANCIAL = "financial", _("Personal financial data")
+    OTHER = "other", _("Other specific data")
+
+
+class Status(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    SUBMITTED = "submitted", _("Submitted")
+    TRIAGE = "triage", _("In triage")
+    AWAITING_OPERATOR = "awaiting_operator", _("Awaiting operator")
+    IN_PROGRESS = "in_progress", _("In progress")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+    REJECTED = "rejected", _("Rejected")
+    DUPLICATE = "duplicate", _("Duplicate")
+
+
+CLOSING_STATUSES = frozenset({Status.CLOSED, Status.REJECTED, Status.DUPLICATE})
+OPEN_STATUSES = frozenset(Status) - CLOSING_STATUSES - {Status.DRAFT}
+
+
+class ReferenceCounter(models.Model):
+    """Head row of one year's reference sequence: its row lock serialises numbering."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("reference counter")
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last_number}"
+
+
+class IncidentQuerySet(models.QuerySet):
+    def for_operator(self, operator) -> "IncidentQuerySet":
+        return self.filter(operator=operator)
+
+    def reported(self) -> "IncidentQuerySet":
+        """Return incidents BSSN can see: everything but the operator's drafts."""
+        return self.exclude(status=Status.DRAFT)
+
+    def with_deadline_state(self, now=None) -> "IncidentQuerySet":
+        """Annotate `next_due_at` (earliest open obligation) and `is_overdue`, in one query."""
+        now = now or timezone.now()
+        open_obligations = Obligation.objects.open().filter(incident=models.OuterRef("pk"))
+        return self.annotate(
+            next_due_at=models.Subquery(open_obligations.order_by("due_at").values("due_at")[:1]),
+            is_overdue=models.Exists(open_obligations.filter(due_at__lte=now)),
+        )
+
+
+class Incident(models.Model):
+    """A security incident reported by an operator (Peraturan BSSN 1/2024, Pasal 15(4))."""
+
+    reference = models.CharField(_("reference"), max_length=20, unique=True, editable=False)
+    operator = models.ForeignKey(
+        "accounts.Operator", on_delete=models.PROTECT, related_name="incidents", verbose_name=_("operator")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("created by")
+    )
+    title = models.CharField(
+        _("title"),
+        max_length=200,
+        help_text=_("A short summary, for example “Ransomware on the billing servers”."),
+    )
+    category = models.CharField(_("category"), max_length=24, choices=Category.choices)
+    severity = models.CharField(
+        _("severity (operator's assessment)"), max_length=10, choices=Severity.choices, blank=True
+    )
+    bssn_severity = models.CharField(
+        _("severity (BSSN's assessment)"), max_length=10, choices=Severity.choices, blank=True
+    )
+    tlp = models.CharField(_("TLP"), max_length=12, choices=TLP.choices, default=TLP.AMBER)
+
+    # Contacts of the reporting organisation (Pasal 15(4): reporter contact).
+    reporter_name = models.CharField(_("reporter name"), max_length=150, blank=True)
+    reporter_email = models.EmailField(_("reporter e-mail"), blank=True)
+    reporter_phone = models.CharField(_("reporter phone"), max_length=32, blank=True)
+    technical_contact_name = models.CharField(_("technical contact name"), max_length=150, blank=True)
+    technical_contact_email = models.EmailField(_("technical contact e-mail"), blank=True)
+    technical_contact_phone = models.CharField(_("technical contact phone"), max_length=32, blank=True)
+
+    description = models.TextField(_("description"), blank=True)
+    chronology = models.TextField(_("chronology"), blank=True, help_text=_("What happened when, in order."))
+    impact_confidentiality = models.CharField(
+        _("impact on confidentiality"), max_length=8, choices=Impact.choices, blank=True
+    )
+    impact_integrity = models.CharField(
+        _("impact on integrity"), max_length=8, choices=Impact.choices, blank=True
+    )
+    impact_availability = models.CharField(
+        _("impact on availability"), max_length=8, choices=Impact.choices, blank=True
+    )
+    affected_systems = models.TextField(_("systems affected"), blank=True)
+    affected_services = models.TextField(_("services affected"), blank=True)
+    users_affected = models.PositiveIntegerField(_("users affected"), null=True, blank=True)
+
+    occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
+    detected_at = models.DateTimeField(_("detected at"), null=True, blank=True)
+    aware_at = models.DateTimeField(
+        _("became known to the operator at"),
+        null=True,
+        blank=True,
+        help_text=_("The legal clock: reporting deadlines run from this moment."),
+    )
+
+    personal_data_involved = models.BooleanField(_("personal data involved"), default=False)
+    personal_data_categories = models.JSONField(_("personal data categories"), default=list, blank=True)
+    specific_data_categories = models.JSONField(_("specific personal data"), default=list, blank=True)
+    data_subjects_count = models.PositiveIntegerField(_("number of data subjects"), null=True, blank=True)
+    actions_taken = models.TextField(_("actions taken"), blank=True)
+
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.DRAFT)
+    outcome = models.TextField(
+        _("outcome"), blank=True, help_text=_("BSSN's conclusion, shown to the operator.")
+    )
+    duplicate_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+        verbose_name=_("duplicate of"),
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_incidents",
+        limit_choices_to={"is_staff": True},
+        verbose_name=_("BSSN assignee"),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True, editable=False)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("triage_incident", _("Can triage, assign, ask for information and resolve incidents")),
+            ("close_incident", _("Can close, reject or mark incidents as duplicates")),
+            ("reopen_incident", _("Can reopen incidents")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="duplicate") | Q(duplicate_of__isnull=False),
+                name="incident_duplicate_has_original",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(submitted_at__isnull=False),
+                name="incident_submitted_has_time",
+            ),
+        ]
+        indexes = [
+            # The operator's incident list: WHERE operator_id = ? ORDER BY created_at DESC.
+            models.Index(fields=["operator", "-created_at", "-id"], name="incident_operator_created"),
+            # The BSSN changelist: ORDER BY submitted_at DESC, id DESC, optionally by status.
+            models.Index(fields=["-submitted_at", "-id"], name="incident_submitted"),
+            models.Index(fields=["status", "-submitted_at"], name="incident_status_submitted"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "incidents:detail", kwargs={"operator_slug": self.operator.slug, "reference": self.reference}
+        )
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == Status.DRAFT
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSING_STATUSES
+
+    @property
+    def effective_severity(self) -> str:
+        """Return BSSN's assessment where there is one, else the operator's."""
+        return self.bssn_severity or self.severity
+
+    def personal_data_category_labels(self) -> list[str]:
+        labels = dict(PersonalDataCategory.choices)
+        return [str(labels.get(c, c)) for c in self.personal_data_categories]
+
+    def specific_data_category_labels(self) -> list[str]:
+        labels = dict(SpecificDataCategory.choices)
+        return [str(labels.get(c, c)) for c in self.specific_data_categories]
+
+
+class ReportKind(models.TextChoices):
+    INITIAL = "initial", _("Initial report")
+    UPDATE = "update", _("Update")
+    FINAL = "final", _("Final report")
+
+
+class IncidentReport(models.Model):
+    """One staged report. A draft (submitted_at empty) is editable; a submitted one is frozen.
+
+    `data` holds the incident's operator-editable fields as the report states them;
+    submitting applies them to the incident, so the incident shows the latest state
+    and the reports are its history.
+    """
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="reports")
+    kind = models.CharField(_("kind"), max_length=10, choices=ReportKind.choices)
+    number = models.PositiveIntegerField(_("number"), null=True, blank=True)
+    summary = models.TextField(_("what changed"), blank=True)
+    data = models.JSONField(_("reported content"), default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("submitted by"),
+    )
+    submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        ordering = ["incident", "number", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "number"], name="report_unique_number"),
+            # At most one open draft per incident.
+            models.UniqueConstraint(
+                fields=["incident"], condition=Q(submitted_at__isnull=True), name="report_one_draft"
+            ),
+            models.UniqueConstraint(
+                fields=["incident"],
+                condition=Q(kind="final") & Q(submitted_at__isnull=False),
+                name="report_one_final",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        label = self.get_kind_display()
+        return f"{label} #{self.number}" if self.number else f"{label} ({_('draft')})"
+
+    def save(self, *args, **kwargs) -> None:
+        # Submitted reports are immutable versions: refuse to rewrite one.
+        if self.pk and IncidentReport.objects.filter(pk=self.pk, submitted_at__isnull=False).exists():
+            raise ValidationError(_("A submitted report cannot be changed."))
+        super().save(*args, **kwargs)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.submitted_at is None
+
+
+# Reasons the portal writes itself: stored in English, shown in the reader's language.
+REASON_ANSWERED = gettext_noop("The operator answered the request for information.")
+REASON_REQUESTED = gettext_noop("BSSN asked for more information.")
+SYSTEM_REASONS = frozenset({REASON_ANSWERED, REASON_REQUESTED})
+
+
+class StatusChange(models.Model):
+    """One step of the lifecycle: who moved the incident, when, from what, to what and why."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(_("from"), max_length=20, choices=Status.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=20, choices=Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("by")
+    )
+    by_bssn = models.BooleanField(_("by BSSN"), default=False)
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("status change")
+        verbose_name_plural = _("status history")
+        ordering = ["incident", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+    @property
+    def reason_display(self) -> str:
+        return gettext(self.reason) if self.reason in SYSTEM_REASONS else self.reason
+
+
+class CommentQuerySet(models.QuerySet):
+    def visible_to_operator(self) -> "CommentQuerySet":
+        """Return the conversation without BSSN's internal notes: the only way operator code reads comments."""
+        return self.filter(is_internal=False)
+
+
+class CommentKind(models.TextChoices):
+    COMMENT = "comment", _("Comment")
+    REQUEST = "request", _("Request for information")
+    ANSWER = "answer", _("Answer")
+    NOTE = "note", _("Internal note")
+
+
+class Comment(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("author")
+    )
+    by_bssn = models.BooleanField(_("by BSSN"), default=False)
+    kind = models.CharField(
+        _("kind"), max_length=10, choices=CommentKind.choices, default=CommentKind.COMMENT
+    )
+    is_internal = models.BooleanField(_("internal note"), default=False)
+    body = models.TextField(_("message"))
+    created_at = models.DateTimeField(_("time"), default=timezone.now)
+
+    objects = CommentQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("comment")
+        verbose_name_plural = _("conversation")
+        ordering = ["incident", "created_at", "id"]
+        permissions = [("add_internal_note", _("Can add BSSN internal notes"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_internal=False) | Q(by_bssn=True, kind="note"),
+                name="comment_internal_is_bssn_note",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+@deconstructible
+class PrivateStorage(FileSystemStorage):
+    """File storage under settings.PRIVATE_STORAGE_ROOT, read when used (never a public URL)."""
+
+    def __init__(self) -> None:
+        super().__init__(base_url=None)
+
+    @property
+    def base_location(self):
+        return str(settings.PRIVATE_STORAGE_ROOT)
+
+    @property
+    def location(self):
+        return os.path.abspath(self.base_location)
+
+    def url(self, name):
+        raise ValueError("Private files have no public URL; use the access-checked download view.")
+
+
+private_storage = PrivateStorage()
+
+
+def _evidence_path(instance: "Evidence", filename: str) -> str:
+    # The stored name is random: the original name is kept in a column, never in the path.
+    return f"evidence/{timezone.now():%Y/%m}/{instance.sha256[:2]}/{os.urandom(16).hex()}"
+
+
+class Evidence(models.Model):
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="evidence")
+    file = models.FileField(_("file"), storage=private_storage, upload_to=_evidence_path, max_length=200)
+    original_name = models.CharField(_("file name"), max_length=200)
+    content_type = models.CharField(_("type"), max_length=100)
+    size = models.PositiveBigIntegerField(_("size"))
+    sha256 = models.CharField("SHA-256", max_length=64)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", verbose_name=_("uploaded by")
+    )
+    by_bssn = models.BooleanField(default=False)
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("evidence file")
+        verbose_name_plural = _("evidence")
+        ordering = ["incident", "uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "incidents:evidence_download",
+            kwargs={
+                "operator_slug": self.incident.operator.slug,
+                "reference": self.incident.reference,
+                "evidence_id": self.pk,
+            },
+        )
+
+
+class AppliesWhen(models.TextChoices):
+    ALWAYS = "always", _("Every incident")
+    IIV = "iiv", _("The organisation is IIV")
+    PERSONAL_DATA = "personal_data", _("Personal data is involved")
+
+
+class Anchor(models.TextChoices):
+    AWARE_AT = "aware_at", _("When the operator became aware")
+    INITIAL_REPORT = "initial_report", _("When the initial report was submitted")
+
+
+class MetBy(models.TextChoices):
+    INITIAL_REPORT = "initial_report", _("Submitting the initial report")
+    FINAL_REPORT = "final_report", _("Submitting the final report")
+    OPERATOR_CONFIRMATION = "operator_confirmation", _("The operator confirming the notice was given")
+
+
+# Names of the rules seeded by migration 0002, so the catalogue can translate them.
+SEEDED_RULE_NAMES = frozenset(
+    {
+        gettext_noop("IIV initial report (24 hours)"),
+        gettext_noop("Personal-data failure notice to data subjects and the PDP authority (72 hours)"),
+        gettext_noop("Final report"),
+    }
+)
+
+
+class DeadlineRule(models.Model):
+    """A reporting deadline as data: a supervisor corrects it in the admin, no deploy needed."""
+
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=200)
+    applies_when = models.CharField(_("applies when"), max_length=20, choices=AppliesWhen.choices)
+    anchor = models.CharField(_("counted from"), max_length=20, choices=Anchor.choices)
+    period_hours = models.PositiveIntegerField(_("period (hours)"))
+    met_by = models.CharField(_("met by"), max_length=24, choices=MetBy.choices)
+    remind_before_hours = models.PositiveIntegerField(
+        _("remind before (hours)"),
+        default=6,
+        help_text=_("A reminder goes out this long before the due time."),
+    )
+    source = models.CharField(_("legal source"), max_length=200, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("deadline rule")
+        verbose_name_plural = _("deadline rules")
+        ordering = ["period_hours", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name_display(self) -> str:
+        """Return the name in the reader's language when it is one of the seeded rules' names."""
+        return gettext(self.name) if self.name in SEEDED_RULE_NAMES else self.name
+
+    @property
+    def period(self) -> timedelta:
+        return timedelta(hours=self.period_hours)
+
+
+class ObligationQuerySet(models.QuerySet):
+    def open(self) -> "ObligationQuerySet":
+        return self.filter(met_at__isnull=True, waived_at__isnull=True)
+
+
+class Obligation(models.Model):
+    """One deadline an incident must meet: due, met, or waived by a supervisor (with why)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="obligations")
+    rule = models.ForeignKey(
+        DeadlineRule, on_delete=models.PROTECT, related_name="obligations", verbose_name=_("rule")
+    )
+    due_at = models.DateTimeField(_("due"))
+    remind_at = models.DateTimeField(_("reminder at"))
+    met_at = models.DateTimeField(_("met at"), null=True, blank=True)
+    met_note = models.CharField(_("note"), max_length=300, blank=True)
+    waived_at = models.DateTimeField(_("waived at"), null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("waived by"),
+    )
+    waiver_reason = models.TextField(_("why waived"), blank=True)
+    # Sent markers: set by a conditional UPDATE before sending, so each reminder goes out once.
+    reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
+    overdue_sent_at = models.DateTimeField(_("overdue notice sent at"), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ObligationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("deadline")
+        verbose_name_plural = _("deadlines")
+        ordering = ["incident", "due_at"]
+        permissions = [("waive_obligation", _("Can waive reporting deadlines"))]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "rule"], name="obligation_unique_rule"),
+            models.CheckConstraint(
+                condition=Q(waived_at__isnull=True) | (Q(waived_by__isnull=False) & ~Q(waiver_reason="")),
+                name="obligation_waiver_has_who_and_why",
+            ),
+        ]
+        indexes = [
+            # The reminder sweep and the overdue filter: open obligations by due time.
+            models.Index(
+                fields=["due_at"],
+                condition=Q(met_at__isnull=True, waived_at__isnull=True),
+                name="obligation_open_due",
+            ),
+            models.Index(
+                fields=["remind_at"],
+                condition=Q(met_at__isnull=True, waived_at__isnull=True, reminder_sent_at__isnull=True),
+                name="obligation_reminder_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} ({self.incident.reference})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.met_at is None and self.waived_at is None
+
+    def state(self, now=None) -> str:
+        """Return one of met_on_time, met_late, waived, overdue, pending."""
+        now = now or timezone.now()
+        if self.waived_at:
+            return "waived"
+        if self.met_at:
+            return "met_on_time" if self.met_at <= self.due_at else "met_late"
+        return "overdue" if self.due_at <= now else "pending"

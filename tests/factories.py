@@ -14,9 +14,28 @@ def _membership(operator, admin_user) -> int:
     return Membership.objects.create(user=user, operator=operator, role=Role.VIEWER).pk
 
 
+def _incident(operator, admin_user):
+    from incidents.models import Incident
+    from tests.incidents.helpers import file_incident
+
+    return Incident.objects.filter(operator=operator).first() or file_incident(operator, admin_user)
+
+
+def _evidence(operator, admin_user) -> int:
+    from incidents import services
+    from tests.incidents.helpers import pdf_upload
+
+    incident = _incident(operator, admin_user)
+    return services.add_evidence(incident=incident, actor=admin_user, upload=pdf_upload()).pk
+
+
 OBJECT_FACTORIES: dict[str, Callable] = {
     "membership_id": _membership,
-    # incidents
+    # incidents: one submitted incident per operator, shared by the keywords of a route
+    "reference": lambda operator, admin_user: _incident(operator, admin_user).reference,
+    "number": lambda operator, admin_user: 1,
+    "evidence_id": lambda operator, admin_user: _evidence(operator, admin_user),
+    "obligation_id": lambda operator, admin_user: _incident(operator, admin_user).obligations.first().pk,
     # alerts
     # consent
     # suspected cases

@@ -1,0 +1,655 @@
+"""The BSSN admin for incidents: triage list, change page with the whole case, deadline rules.
+
+Operator-written content is read-only here; BSSN writes only its own assessment and
+moves the case through services (transitions, messages, waivers), so every change is
+guarded by role, recorded in the status history and the audit log.
+"""
+
+import csv
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef, Q
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from portal.accounts.models import Sector
+from portal.audit.services import record
+
+from . import services
+from .forms import AssignForm, BssnMessageForm, TransitionForm, WaiveForm
+from .models import (
+    Comment,
+    DeadlineRule,
+    Evidence,
+    Incident,
+    IncidentReport,
+    Obligation,
+    Severity,
+    Status,
+    StatusChange,
+)
+from .views import serve_evidence
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = _("deadlines")
+    parameter_name = "deadline"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", _("Overdue")), ("open", _("Open, not overdue")), ("none", _("None open"))]
+
+    def queryset(self, request, queryset):
+        open_obligations = Obligation.objects.open().filter(incident=OuterRef("pk"))
+        now = timezone.now()
+        if self.value() == "overdue":
+            return queryset.filter(Exists(open_obligations.filter(due_at__lte=now)))
+        if self.value() == "open":
+            return queryset.filter(Exists(open_obligations)).exclude(
+                Exists(open_obligations.filter(due_at__lte=now))
+            )
+        if self.value() == "none":
+            return queryset.exclude(Exists(open_obligations))
+        return queryset
+
+
+class SeverityFilter(admin.SimpleListFilter):
+    """Filter on BSSN's assessment where it exists, else the operator's."""
+
+    title = _("severity")
+    parameter_name = "severity"
+
+    def lookups(self, request, model_admin):
+        return Severity.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value:
+            return queryset.filter(Q(bssn_severity=value) | Q(bssn_severity="", severity=value))
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReportInline(ReadOnlyInline):
+    model = IncidentReport
+    verbose_name_plural = _("reports (immutable versions)")
+    fields = ["number", "kind", "submitted_at", "submitted_by", "summary", "content"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(submitted_at__isnull=False).select_related("submitted_by")
+
+    @admin.display(description=_("content"))
+    def content(self, obj):
+        rows = [(k, v) for k, v in obj.data.items() if v not in (None, "", [])]
+        return format_html(
+            "<details><summary>{}</summary><dl class='incident-snapshot'>{}</dl></details>",
+            gettext("Show"),
+            format_html_join("", "<dt>{}</dt><dd>{}</dd>", rows),
+        )
+
+
+class StatusChangeInline(ReadOnlyInline):
+    model = StatusChange
+    verbose_name_plural = _("status history")
+    fields = ["created_at", "from_status", "to_status", "actor", "reason_display"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description=_("reason"))
+    def reason_display(self, obj):
+        return obj.reason_display
+
+
+class CommentInline(ReadOnlyInline):
+    model = Comment
+    verbose_name_plural = _("conversation (internal notes marked)")
+    fields = ["created_at", "author", "kind", "visibility", "body"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+    @admin.display(description=_("visible to"))
+    def visibility(self, obj):
+        if obj.is_internal:
+            return format_html('<span class="incident-internal">{}</span>', gettext("BSSN only"))
+        return gettext("Operator and BSSN")
+
+
+class EvidenceInline(ReadOnlyInline):
+    model = Evidence
+    fields = ["download", "content_type", "size", "sha256", "description", "uploaded_by", "uploaded_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("uploaded_by")
+
+    @admin.display(description=_("file"))
+    def download(self, obj):
+        url = reverse("admin:incidents_incident_evidence", args=[obj.incident_id, obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.original_name)
+
+
+class ObligationInline(ReadOnlyInline):
+    model = Obligation
+    fields = [
+        "rule",
+        "due_at",
+        "state",
+        "met_at",
+        "waived_by",
+        "waiver_reason",
+        "reminder_sent_at",
+        "overdue_sent_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rule", "waived_by")
+
+    @admin.display(description=_("state"))
+    def state(self, obj):
+        return _state_badge(obj.state())
+
+
+STATE_LABELS = {
+    "met_on_time": _("Met on time"),
+    "met_late": _("Met late"),
+    "waived": _("Waived"),
+    "overdue": _("Overdue"),
+    "pending": _("Pending"),
+}
+
+
+def _state_badge(state: str):
+    return format_html(
+        '<span class="incident-deadline incident-deadline--{}">{}</span>', state, STATE_LABELS[state]
+    )
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = [
+        "reference",
+        "title",
+        "operator",
+        "sector",
+        "category",
+        "severity_display",
+        "status",
+        "assignee",
+        "submitted_at",
+        "deadline",
+    ]
+    list_display_links = ["reference", "title"]
+    list_filter = [
+        "status",
+        SeverityFilter,
+        ("operator__sector", admin.ChoicesFieldListFilter),
+        "category",
+        ("operator__is_iiv", admin.BooleanFieldListFilter),
+        "personal_data_involved",
+        OverdueFilter,
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["=reference", "operator__name", "title"]
+    list_select_related = ["operator", "assignee"]
+    list_per_page = 50
+    show_full_result_count = False
+    ordering = ["-submitted_at", "-id"]
+    actions = ["assign_to_me", "assign_to", "change_status_action", "export_csv"]
+    inlines = [ReportInline, ObligationInline, CommentInline, EvidenceInline, StatusChangeInline]
+    fieldsets = [
+        (
+            _("BSSN assessment"),
+            {
+                "fields": [
+                    "reference",
+                    "status",
+                    "category",
+                    "bssn_severity",
+                    "tlp",
+                    "assignee",
+                    "outcome",
+                    "duplicate_of",
+                ]
+            },
+        ),
+        (
+            _("Organisation and contacts"),
+            {
+                "fields": [
+                    "operator",
+                    "reporter_name",
+                    "reporter_email",
+                    "reporter_phone",
+                    "technical_contact_name",
+                    "technical_contact_email",
+                    "technical_contact_phone",
+                ]
+            },
+        ),
+        (
+            _("As reported"),
+            {
+                "fields": [
+                    "title",
+                    "severity",
+                    "description",
+                    "chronology",
+                    "impact_confidentiality",
+                    "impact_integrity",
+                    "impact_availability",
+                    "affected_systems",
+                    "affected_services",
+                    "users_affected",
+                    "actions_taken",
+                ]
+            },
+        ),
+        (_("Times"), {"fields": ["occurred_at", "detected_at", "aware_at", "submitted_at", "closed_at"]}),
+        (
+            _("Personal data"),
+            {
+                "fields": [
+                    "personal_data_involved",
+                    "personal_data_categories",
+                    "specific_data_categories",
+                    "data_subjects_count",
+                ]
+            },
+        ),
+    ]
+    # BSSN edits only its assessment; the rest is the operator's account, changed by their reports.
+    editable_fields = ("category", "bssn_severity", "tlp", "assignee", "outcome")
+    change_form_template = "admin/incidents/incident/change_form.html"
+    change_list_template = "admin/incidents/incident/change_list.html"
+
+    class Media:
+        css = {"all": ["incidents/admin.css"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).reported().with_deadline_state()
+
+    def get_readonly_fields(self, request, obj=None):
+        every = [f for fs in self.fieldsets for f in fs[1]["fields"]]
+        return [f for f in every if f not in self.editable_fields]
+
+    def has_add_permission(self, request):
+        return False  # operators file incidents; BSSN never creates one on their behalf
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # incidents are records: closed, rejected or marked duplicate, never deleted
+
+    @admin.display(description=_("sector"), ordering="operator__sector")
+    def sector(self, obj):
+        return obj.operator.get_sector_display()
+
+    @admin.display(description=_("severity"))
+    def severity_display(self, obj):
+        if obj.bssn_severity:
+            return obj.get_bssn_severity_display()
+        return format_html(
+            "{} <span class='incident-muted'>({})</span>",
+            obj.get_severity_display() or "—",
+            gettext("operator"),
+        )
+
+    @admin.display(description=_("next deadline"), ordering="next_due_at")
+    def deadline(self, obj):
+        if obj.next_due_at is None:
+            return "—"
+        due = timezone.localtime(obj.next_due_at).strftime("%Y-%m-%d %H:%M")
+        if obj.is_overdue:
+            return format_html('<span class="incident-overdue">{} ({})</span>', due, gettext("overdue"))
+        return due
+
+    # --- Saving BSSN's assessment through the service --------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = {f: form.cleaned_data[f] for f in self.editable_fields if f in form.changed_data}
+        if data:
+            services.update_assessment(incident=obj, actor=request.user, data=data, request=request)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # every inline is read-only
+
+    # --- Extra pages: conversation, status, waivers, evidence downloads, compliance ----
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<int:pk>/message/", view(self.message_view), name="incidents_incident_message"),
+            path("<int:pk>/transition/", view(self.transition_view), name="incidents_incident_transition"),
+            path(
+                "<int:pk>/deadlines/<int:obligation_id>/waive/",
+                view(self.waive_view),
+                name="incidents_incident_waive",
+            ),
+            path(
+                "<int:pk>/evidence/<int:evidence_id>/",
+                view(self.evidence_view),
+                name="incidents_incident_evidence",
+            ),
+            path("compliance/", view(self.compliance_view), name="incidents_incident_compliance"),
+            *super().get_urls(),
+        ]
+
+    def _incident_or_404(self, request, pk: int) -> Incident:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return get_object_or_404(Incident.objects.reported().select_related("operator"), pk=pk)
+
+    def _back(self, incident: Incident, anchor: str = "") -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:incidents_incident_change", args=[incident.pk]) + anchor)
+
+    def _report(self, request, exc: Exception) -> None:
+        texts = exc.messages if isinstance(exc, ValidationError) else [str(exc) or gettext("Not allowed.")]
+        for text in texts:
+            self.message_user(request, text, messages.ERROR)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        incident = Incident.objects.reported().filter(pk=object_id).first()
+        if incident is not None:
+            extra_context.update(
+                {
+                    "message_form": BssnMessageForm(),
+                    "transition_form": TransitionForm(
+                        targets=services.allowed_targets(incident=incident, user=request.user)
+                    ),
+                    "waive_form": WaiveForm(),
+                    "can_waive": request.user.has_perm(services.WAIVE),
+                    "can_note": request.user.has_perm(services.INTERNAL_NOTE),
+                    "can_triage": request.user.has_perm(services.TRIAGE),
+                    "open_obligations": incident.obligations.open().select_related("rule"),
+                }
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def message_view(self, request, pk: int):
+        incident = self._incident_or_404(request, pk)
+        if request.method != "POST":
+            return self._back(incident)
+        form = BssnMessageForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, gettext("Write a message and choose its kind."), messages.ERROR)
+            return self._back(incident, "#incident-message")
+        try:
+            services.add_bssn_comment(
+                incident=incident,
+                actor=request.user,
+                body=form.cleaned_data["body"],
+                kind=form.cleaned_data["kind"],
+                request=request,
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            self._report(request, exc)
+        else:
+            self.message_user(request, gettext("The message was saved."), messages.SUCCESS)
+        return self._back(incident)
+
+    def transition_view(self, request, pk: int):
+        incident = self._incident_or_404(request, pk)
+        if request.method != "POST":
+            return self._back(incident)
+        form = TransitionForm(
+            request.POST, targets=services.allowed_targets(incident=incident, user=request.user)
+        )
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    self.message_user(request, error, messages.ERROR)
+            return self._back(incident, "#incident-transition")
+        try:
+            change = services.change_status(
+                incident=incident,
+                actor=request.user,
+                to_status=form.cleaned_data["to_status"],
+                reason=form.cleaned_data["reason"],
+                duplicate_of=form.cleaned_data["duplicate_of"],
+                request=request,
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            self._report(request, exc)
+        else:
+            self.message_user(
+                request,
+                gettext("The status is now “%(status)s”.") % {"status": change.get_to_status_display()},
+                messages.SUCCESS,
+            )
+        return self._back(incident)
+
+    def waive_view(self, request, pk: int, obligation_id: int):
+        incident = self._incident_or_404(request, pk)
+        obligation = get_object_or_404(
+            Obligation.objects.select_related("rule"), incident=incident, pk=obligation_id
+        )
+        if request.method == "POST":
+            form = WaiveForm(request.POST)
+            try:
+                if not form.is_valid():
+                    raise ValidationError(gettext("Say why the deadline is waived."))
+                services.waive_obligation(
+                    obligation=obligation,
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                    request=request,
+                )
+            except (ValidationError, PermissionDenied) as exc:
+                self._report(request, exc)
+            else:
+                self.message_user(request, gettext("The deadline was waived."), messages.SUCCESS)
+        return self._back(incident)
+
+    def evidence_view(self, request, pk: int, evidence_id: int):
+        incident = self._incident_or_404(request, pk)
+        if not request.user.has_perm("incidents.view_evidence"):
+            raise PermissionDenied
+        evidence = get_object_or_404(
+            Evidence.objects.select_related("incident__operator"), incident=incident, pk=evidence_id
+        )
+        return serve_evidence(request, evidence)
+
+    def compliance_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = services.deadline_compliance()
+        sectors = dict(Sector.choices)
+        for row in rows:
+            row["sector"] = sectors.get(row["incident__operator__sector"], row["incident__operator__sector"])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Reported within deadline, per sector and month"),
+            "rows": rows,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/compliance.html", context)
+
+    # --- Actions ------------------------------------------------------------------------
+
+    @admin.action(description=_("Assign to me"), permissions=["triage"])
+    def assign_to_me(self, request, queryset):
+        done = 0
+        for incident in queryset:
+            services.assign(incident=incident, actor=request.user, assignee=request.user, request=request)
+            done += 1
+        self.message_user(
+            request, gettext("%(n)d incident(s) assigned to you.") % {"n": done}, messages.SUCCESS
+        )
+
+    @admin.action(description=_("Assign to…"), permissions=["triage"])
+    def assign_to(self, request, queryset):
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            for incident in queryset:
+                services.assign(
+                    incident=incident,
+                    actor=request.user,
+                    assignee=form.cleaned_data["assignee"],
+                    request=request,
+                )
+            self.message_user(
+                request, gettext("%(n)d incident(s) assigned.") % {"n": queryset.count()}, messages.SUCCESS
+            )
+            return None
+        return self._intermediate(request, queryset, form, "assign_to", gettext("Assign incidents"))
+
+    @admin.action(description=_("Change status (with a reason)…"), permissions=["triage"])
+    def change_status_action(self, request, queryset):
+        targets = [s for s in Status if s not in (Status.DRAFT, Status.SUBMITTED, Status.AWAITING_OPERATOR)]
+        form = TransitionForm(request.POST if "apply" in request.POST else None, targets=targets)
+        if "apply" in request.POST and form.is_valid():
+            changed, refused = 0, []
+            for incident in queryset:
+                try:
+                    services.change_status(
+                        incident=incident,
+                        actor=request.user,
+                        to_status=form.cleaned_data["to_status"],
+                        reason=form.cleaned_data["reason"],
+                        duplicate_of=form.cleaned_data["duplicate_of"],
+                        request=request,
+                    )
+                    changed += 1
+                except (ValidationError, PermissionDenied) as exc:
+                    text = exc.messages[0] if isinstance(exc, ValidationError) else gettext("Not allowed.")
+                    refused.append(f"{incident.reference}: {text}")
+            if changed:
+                self.message_user(
+                    request, gettext("%(n)d incident(s) changed.") % {"n": changed}, messages.SUCCESS
+                )
+            for line in refused:
+                self.message_user(request, line, messages.ERROR)
+            return None
+        return self._intermediate(request, queryset, form, "change_status_action", gettext("Change status"))
+
+    def _intermediate(self, request, queryset, form, action: str, title: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "queryset": queryset,
+            "form": form,
+            "action": action,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/action_form.html", context)
+
+    @admin.action(description=_("Export selected as CSV"))
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="incidents.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            [
+                "reference",
+                "operator",
+                "sector",
+                "iiv",
+                "title",
+                "category",
+                "severity",
+                "bssn_severity",
+                "tlp",
+                "status",
+                "assignee",
+                "aware_at",
+                "submitted_at",
+                "closed_at",
+                "next_due_at",
+                "overdue",
+                "personal_data_involved",
+                "data_subjects_count",
+            ]
+        )
+        for i in queryset.select_related("operator", "assignee").order_by("-submitted_at", "-id"):
+            writer.writerow(
+                [
+                    i.reference,
+                    _cell(i.operator.name),
+                    i.operator.sector,
+                    i.operator.is_iiv,
+                    _cell(i.title),
+                    i.category,
+                    i.severity,
+                    i.bssn_severity,
+                    i.tlp,
+                    i.status,
+                    i.assignee.email if i.assignee else "",
+                    _time(i.aware_at),
+                    _time(i.submitted_at),
+                    _time(i.closed_at),
+                    _time(i.next_due_at),
+                    i.is_overdue,
+                    i.personal_data_involved,
+                    i.data_subjects_count if i.data_subjects_count is not None else "",
+                ]
+            )
+        return response
+
+    def has_triage_permission(self, request) -> bool:
+        return request.user.has_perm(services.TRIAGE)
+
+
+def _time(value) -> str:
+    return value.isoformat() if value else ""
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+@admin.register(DeadlineRule)
+class DeadlineRuleAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "code",
+        "applies_when",
+        "anchor",
+        "period_hours",
+        "remind_before_hours",
+        "met_by",
+        "is_active",
+    ]
+    list_filter = ["is_active", "applies_when"]
+    readonly_fields = ["code"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # obligations point at rules; deactivate a rule instead
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        record(
+            action="incidents.deadline_rule_change",
+            actor=request.user,
+            target=obj,
+            request=request,
+            changes={f: str(form.cleaned_data.get(f)) for f in form.changed_data},
+        )
