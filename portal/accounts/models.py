@@ -108,6 +108,9 @@ class Operator(models.Model):
 
     objects = OperatorQuerySet.as_manager()
 
+    # Blind indexes recomputed by `rotate_keys`: index field -> (source field, kind).
+    BLIND_INDEXES = {"contact_phone_index": ("contact_phone", Kind.PHONE)}
+
     class Meta:
         verbose_name = _("operator")
         verbose_name_plural = _("operators")
@@ -209,3 +212,28 @@ class Invitation(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class KeyRotationCheckpoint(models.Model):
+    """Progress of `rotate_keys` per model and target keys, so an interrupted run resumes."""
+
+    model_label = models.CharField(max_length=100)
+    # Hash of the target keys (never the keys themselves).
+    fingerprint = models.CharField(max_length=32)
+    last_pk = models.BigIntegerField(default=0)
+    rows_done = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("key rotation checkpoint")
+        constraints = [
+            models.UniqueConstraint(fields=["model_label", "fingerprint"], name="keyrotation_unique_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_label} @ {self.last_pk}"
+
+    def mark_finished(self) -> None:
+        self.finished_at = timezone.now()
+        self.save(update_fields=["finished_at"])
