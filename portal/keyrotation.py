@@ -83,7 +83,7 @@ def _rewrite_batch(target: Target, rows: list[dict]) -> None:
         for name in target.encrypted:
             field = meta.get_field(name)
             values.append(field.get_db_prep_save(row[name], connection))
-        for index_field, (source, kind) in target.indexes.items():
+        for source, kind in target.indexes.values():
             source_value = row[source]
             values.append(blind_index(kind, source_value) if source_value not in (None, "") else "")
         params.append([*values, row["pk"]])

@@ -89,7 +89,7 @@ def test_an_interrupted_rotation_resumes_where_it_stopped(keys):
 
     with pytest.raises(Crash):
         list(rotate(batch_size=2, progress=crash_after_first_batch))
-    results = dict((t.label, n) for t, n in rotate(batch_size=2))
+    results = {t.label: n for t, n in rotate(batch_size=2)}
     assert results["accounts.Operator"] == len(operators) - 2  # the first batch is not redone
     keys([NEW_KEY], NEW_INDEX_KEY)
     assert all(Operator.objects.get(pk=op.pk).contact_phone for op in operators)
