@@ -1,0 +1,230 @@
+"""The pipeline end to end: a real Redis broker, a real Celery worker process, a local receiver.
+
+Each scenario ends with every alert received exactly once after de-duplication by
+webhook-id. The worker runs with short backoff and sweep settings (tests/alerts/worker.py).
+"""
+
+import os
+import time
+
+import pytest
+import redis
+from django.db import transaction
+
+from portal.alerts.models import Alert, Channel, Delivery, DeliveryStatus, EventType
+from portal.alerts.services import emit_event
+from tests.alerts.worker import ThrowawayRedis, Worker, use_broker
+
+pytestmark = [
+    pytest.mark.celery_worker,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.timeout(120),
+]
+
+BROKER = os.environ.get("TEST_REDIS_URL", "")
+
+
+@pytest.fixture
+def broker():
+    """This session's Redis database, with this process publishing to it."""
+    use_broker(BROKER)
+    yield BROKER
+    use_broker("memory://")
+
+
+@pytest.fixture(scope="module")
+def shared_worker(django_db_setup, django_db_blocker):
+    """One worker for the scenarios that need no special worker (starting one takes seconds)."""
+    redis.Redis.from_url(BROKER).flushdb()
+    worker = Worker(BROKER).start()
+    yield worker
+    worker.cleanup()
+
+
+@pytest.fixture
+def worker(shared_worker, broker):
+    return shared_worker
+
+
+@pytest.fixture
+def private_broker():
+    """A throwaway redis-server for the scenarios that stop the broker or need a worker of their own."""
+    private = ThrowawayRedis().start()
+    use_broker(private.url)
+    yield private
+    private.stop()
+    use_broker("memory://")
+
+
+@pytest.fixture
+def worker_factory(private_broker):
+    workers: list[Worker] = []
+
+    def start(**env) -> Worker:
+        broker_url = private_broker.url
+        worker = Worker(broker_url, **env).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.cleanup()
+
+
+def emit(operator, n: int) -> list[Alert]:
+    alerts = []
+    for i in range(n):
+        with transaction.atomic():
+            alerts.append(
+                emit_event(
+                    event_type=EventType.INCIDENT_SUBMITTED,
+                    operator=operator,
+                    payload={"schema": "incident.submitted/1", "incident": {"reference": f"INC-{i}"}},
+                )
+            )
+    return alerts
+
+
+def wait_until(predicate, timeout: float = 40.0, what: str = "condition", worker: Worker | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    detail = ("\n--- worker log ---\n" + worker.output()[-4000:]) if worker else ""
+    raise AssertionError(f"timed out waiting for {what}{detail}")
+
+
+def statuses(channel: Channel) -> list[str]:
+    return list(Delivery.objects.filter(channel=channel).values_list("status", flat=True))
+
+
+def all_delivered(channel: Channel, n: int):
+    return lambda: statuses(channel).count(DeliveryStatus.DELIVERED) == n
+
+
+def assert_received_exactly_once(receiver, alerts: list[Alert]) -> None:
+    unique = receiver.unique_accepted()
+    assert sorted(unique) == sorted(a.webhook_id for a in alerts)
+    for alert in alerts:
+        assert unique[alert.webhook_id]["data"] == alert.payload
+    assert all(r.verified for r in receiver.received)
+
+
+# The scenarios with a worker of their own come first: the shared worker's sweeper must not
+# be running yet, or it would pick up their deliveries.
+
+
+def test_a_broker_down_at_commit_time_loses_nothing(worker_factory, private_broker, operator, hook, receiver):
+    """(a) The broker is down when the event commits, then comes back: the sweeper sends it."""
+    worker = worker_factory()
+    private_broker.stop()
+    alerts = emit(operator, 5)  # commits fine; publishing fails and is logged
+    assert statuses(hook) == [DeliveryStatus.PENDING] * 5
+    time.sleep(1)
+    private_broker.start()
+    wait_until(all_delivered(hook, 5), timeout=60, what="delivery after the broker came back", worker=worker)
+    assert_received_exactly_once(receiver, alerts)
+
+
+def test_a_worker_killed_mid_send_loses_nothing(worker_factory, operator, hook, receiver):
+    """(b) SIGKILL while the receiver is still answering; a new worker's sweeper sends it again."""
+    receiver.script = [(200, {}, 6.0)]  # the first request hangs long enough to kill the worker
+    worker = worker_factory()
+    alerts = emit(operator, 3)
+    assert receiver.first_request.wait(20), worker.output()
+    worker.kill()
+    stuck = Delivery.objects.get(channel=hook, status=DeliveryStatus.SENDING)
+    assert stuck.alert.webhook_id == receiver.received[0].webhook_id
+    worker = worker_factory()
+    wait_until(all_delivered(hook, 3), timeout=60, what="delivery after the kill", worker=worker)
+    assert_received_exactly_once(receiver, alerts)
+    # The receiver saw the interrupted alert twice; the webhook-id made the second a duplicate.
+    assert receiver.accepted_ids().count(stuck.alert.webhook_id) == 2
+
+
+def test_the_worker_refuses_to_send_to_a_private_address_not_allowed_there(
+    worker_factory, operator, hook, receiver
+):
+    """SSRF at send time: the worker's settings allow no private network; nothing reaches 127.0.0.1."""
+    worker = worker_factory(ALERTS_TEST_ALLOWED_NETWORKS="")
+    emit(operator, 1)
+    wait_until(lambda: statuses(hook) == [DeliveryStatus.DEAD], worker=worker)
+    assert "private" in Delivery.objects.get(channel=hook).last_error
+    assert receiver.received == []
+
+
+def test_a_committed_event_is_delivered_by_the_worker(worker, operator, hook, receiver):
+    alerts = emit(operator, 5)
+    wait_until(all_delivered(hook, 5), what="5 deliveries", worker=worker)
+    assert_received_exactly_once(receiver, alerts)
+    assert len(receiver.accepted()) == 5  # nothing was sent twice
+
+
+def test_a_rolled_back_event_is_neither_kept_nor_sent(worker, operator, hook, receiver):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ghost = emit_event(
+            event_type=EventType.INCIDENT_SUBMITTED,
+            operator=operator,
+            payload={"schema": "incident.submitted/1", "incident": {"reference": "GHOST"}},
+        )
+        raise RuntimeError("the incident failed to save")
+    kept = emit(operator, 1)
+    wait_until(all_delivered(hook, 1), worker=worker)
+    time.sleep(2.5)  # two more sweeps: nothing else turns up
+    assert not Alert.objects.filter(uuid=ghost.uuid).exists()
+    assert ghost.webhook_id not in receiver.accepted_ids()
+    assert_received_exactly_once(receiver, kept)
+
+
+def test_a_receiver_answering_503_for_a_while_gets_everything(worker, operator, hook, receiver):
+    """(c) 503s (one with Retry-After) then 200: retried with backoff, same webhook-id each time."""
+    receiver.script = [(503, {"Retry-After": "1"}, 0)] + [(503, {}, 0)] * 5
+    alerts = emit(operator, 3)
+    wait_until(all_delivered(hook, 3), timeout=60, what="delivery after the 503s", worker=worker)
+    assert_received_exactly_once(receiver, alerts)
+    assert Delivery.objects.filter(channel=hook, attempt_count__gt=1).exists()
+    failures = [r for r in receiver.received if r.status == 503]
+    assert len(failures) == 6 and {r.webhook_id for r in failures} <= {a.webhook_id for a in alerts}
+
+
+def test_a_410_disables_the_endpoint_and_tells_bssn(worker, operator, hook, receiver):
+    """(d) 410 Gone: one request, the delivery is dead, the endpoint disabled, BSSN e-mailed."""
+    receiver.default = (410, {}, 0)
+    [alert] = emit(operator, 1)
+    wait_until(lambda: statuses(hook) == [DeliveryStatus.DEAD], worker=worker)
+    hook.refresh_from_db()
+    assert not hook.enabled
+    assert receiver.accepted_ids() == [] and [r.webhook_id for r in receiver.received] == [alert.webhook_id]
+    wait_until(lambda: any(hook.url in m for m in worker.mails()), what="the e-mail to BSSN", worker=worker)
+    time.sleep(1.5)
+    assert len(receiver.received) == 1  # never retried
+    # Re-enabled and retried, the alert arrives exactly once.
+    receiver.default = (200, {}, 0)
+    Channel.objects.filter(pk=hook.pk).update(enabled=True, disabled_reason="")
+    from portal.alerts.services import retry_delivery
+
+    retry_delivery(delivery=Delivery.objects.get(channel=hook))
+    wait_until(all_delivered(hook, 1), worker=worker)
+    assert_received_exactly_once(receiver, [alert])
+
+
+def test_a_400_is_dead_after_one_attempt_and_the_admin_retry_delivers_it(
+    worker, operator, hook, receiver, staff_client, analyst
+):
+    """(e) 400: dead after one attempt; the admin's retry action sends it again, once."""
+    receiver.default = (400, {}, 0)
+    [alert] = emit(operator, 1)
+    wait_until(lambda: statuses(hook) == [DeliveryStatus.DEAD], worker=worker)
+    delivery = Delivery.objects.get(channel=hook)
+    assert delivery.attempt_count == 1 and len(receiver.received) == 1
+    receiver.default = (200, {}, 0)
+    response = staff_client(analyst).post(
+        "/admin/alerts/delivery/", {"action": "retry", "_selected_action": [delivery.pk]}
+    )
+    assert response.status_code == 302
+    wait_until(all_delivered(hook, 1), worker=worker)
+    assert_received_exactly_once(receiver, [alert])
+    assert list(delivery.attempts.values_list("status_code", flat=True)) == [400, 200]
