@@ -2,6 +2,9 @@
 
 Each entry: URL keyword -> function(operator, admin_user) returning the keyword's
 value for a fresh object that belongs to `operator`. Add one for every new keyword.
+When a route's keywords refer to related objects (a report number within an incident
+reference), key the factory by the route's sorted keyword tuple, e.g.
+("number", "reference"), and return a dict {"number": ..., "reference": ...}.
 """
 
 from collections.abc import Callable
@@ -10,7 +13,8 @@ from portal.accounts.models import Membership, Role, User
 
 
 def _membership(operator, admin_user) -> int:
-    user = User.objects.create_user(f"member-{operator.slug}@example.org", None)
+    n = Membership.objects.filter(operator=operator).count()
+    user = User.objects.create_user(f"member{n}-{operator.slug}@example.org", None)
     return Membership.objects.create(user=user, operator=operator, role=Role.VIEWER).pk
 
 
