@@ -18,6 +18,32 @@ def _membership(operator, admin_user) -> int:
     return Membership.objects.create(user=user, operator=operator, role=Role.VIEWER).pk
 
 
+def cases_make_flag(operator, actor=None, **fields):
+    """Create an active suspect-A flag of `operator` directly (no alert) and return it."""
+    from incidents.cases.models import CaseDefinition, CaseFlag
+    from incidents.cases.seed import seed_case_definitions
+
+    seed_case_definitions()  # transactional tests flush the data migration's rows
+    values = {
+        "definition": CaseDefinition.objects.get(is_default=True),
+        "classification": "suspect_a",
+        "evaluation": {"classes": ["suspect_a"], "criteria": ["clinical", "epidemiological"]},
+        "symptoms": ["cough", "fever"],
+        "epidemiological": ["community_transmission"],
+        "province": "ID-SN",
+        "age_band": "30-44",
+        "sex": "female",
+        "legal_basis": "public_task",
+        "created_by": actor,
+        **fields,
+    }
+    return CaseFlag.objects.create(operator=operator, **values)
+
+
+def cases_flag(operator, admin_user) -> int:
+    return cases_make_flag(operator, admin_user).pk
+
+
 def _incident(operator, admin_user):
     from incidents.models import Incident
     from tests.incidents.helpers import file_incident
@@ -43,4 +69,5 @@ OBJECT_FACTORIES: dict[str, Callable] = {
     # alerts
     # consent
     # suspected cases
+    "flag_id": cases_flag,
 }

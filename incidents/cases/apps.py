@@ -8,3 +8,5 @@ class CasesConfig(AppConfig):
     name = "incidents.cases"
     label = "cases"
     verbose_name = _("Suspected Covid-19 cases")
+    nav_template = "cases/_nav.html"
+    dashboard_panel = "incidents.cases.views.dashboard_panel"

@@ -1,3 +1,14 @@
+from django.urls import path
+
+from . import views
+
 app_name = "cases"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.flag_list, name="flag_list"),
+    path("new/", views.flag_create, name="flag_create"),
+    path("classify/", views.classify, name="classify"),
+    path("<int:flag_id>/", views.flag_detail, name="flag_detail"),
+    path("<int:flag_id>/correct/", views.flag_correct, name="flag_correct"),
+    path("<int:flag_id>/withdraw/", views.flag_withdraw, name="flag_withdraw"),
+]

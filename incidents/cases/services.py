@@ -1,0 +1,435 @@
+"""Multi-step writes for suspected-case flags: flag, correct, withdraw, forward, purge.
+
+Forwarding follows minimal disclosure: the alert carries codes, not people. Identity
+is added only with the data subject's current consent (consent ledger) or an explicit
+legal basis the operator recorded for this flag, and every alert leaves a Disclosure
+row per recipient listing exactly the fields it carried.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit.services import record
+from portal.crypto import Kind, blind_index
+
+from . import rules
+from .models import (
+    AntigenResult,
+    CaseDefinition,
+    CaseFlag,
+    CaseIdentity,
+    Classification,
+    Disclosure,
+    FlagStatus,
+    IdentityBasis,
+)
+
+logger = logging.getLogger(__name__)
+
+FLAGGED = "suspected_case.flagged"
+WITHDRAWN = "suspected_case.withdrawn"
+CORRECTED = "suspected_case.corrected"
+SCHEMA_VERSION = 1
+DUPLICATE_WINDOW = timedelta(days=30)
+# The facts a correction may change; identity and consultation reference are not among them.
+CORRECTABLE_FIELDS = (
+    "definition",
+    "symptoms",
+    "onset_date",
+    "epidemiological",
+    "sari",
+    "antigen_result",
+    "province",
+    "regency_code",
+    "regency_name",
+    "age_band",
+    "sex",
+)
+
+
+def local_today(operator) -> date:
+    """Return today's date in the operator's time zone (the day a reporter sees)."""
+    return timezone.now().astimezone(ZoneInfo(operator.timezone)).date()
+
+
+def facts_from(data: dict, *, as_of: date) -> rules.Facts:
+    """Return the evaluator's facts from cleaned form data."""
+    return rules.Facts(
+        symptoms=frozenset(data.get("symptoms") or ()),
+        epidemiological=frozenset(data.get("epidemiological") or ()),
+        sari=bool(data.get("sari")),
+        antigen_positive=data.get("antigen_result") == AntigenResult.POSITIVE,
+        onset_date=data.get("onset_date"),
+        as_of=as_of,
+    )
+
+
+def classify(*, definition: CaseDefinition, data: dict, as_of: date) -> rules.Evaluation:
+    """Return what `definition` says about the facts in `data` on `as_of`."""
+    return definition.evaluate(facts_from(data, as_of=as_of))
+
+
+def consultation_index(operator, reference: str) -> str:
+    """Return the keyed index of an operator's consultation reference (scoped to the operator)."""
+    return blind_index(Kind.IDENTIFIER, f"{operator.pk}:{reference}") if reference else ""
+
+
+def _has_consent(*, operator, subject_identifier: str) -> bool:
+    if not subject_identifier:
+        return False
+    from consent.models import SHARE_IDENTITY_WITH_HEALTH_AUTHORITIES
+    from consent.services import has_current_consent
+
+    return has_current_consent(
+        operator=operator,
+        subject_identifier=subject_identifier,
+        purpose_code=SHARE_IDENTITY_WITH_HEALTH_AUTHORITIES,
+    )
+
+
+# --- Payloads -------------------------------------------------------------------
+
+
+def _base_payload(flag: CaseFlag, event_type: str) -> dict:
+    return {
+        "schema": f"{event_type}/{SCHEMA_VERSION}",
+        "flag_id": str(flag.uid),
+        "revision": flag.revision,
+        "operator": {"slug": flag.operator.slug, "name": flag.operator.name},
+        "recontact_reference": flag.recontact_ref,
+    }
+
+
+def flag_payload(flag: CaseFlag, *, event_type: str = FLAGGED, identity: dict | None = None) -> dict:
+    """Return the minimal-disclosure payload of a flag: codes, not people.
+
+    `identity` (name, phone, NIK, address that hold a value) is added only when the
+    caller established consent or a recorded legal basis.
+    """
+    payload = _base_payload(flag, event_type)
+    payload.update(
+        {
+            "classification": flag.classification,
+            "case_definition": flag.definition.code,
+            "symptoms": sorted(flag.symptoms),
+            "onset_date": flag.onset_date.isoformat() if flag.onset_date else None,
+            "province": flag.province,
+            "regency": {"code": flag.regency_code, "name": flag.regency_name}
+            if (flag.regency_code or flag.regency_name)
+            else None,
+            "age_band": flag.age_band,
+            "sex": flag.sex,
+        }
+    )
+    if identity:
+        payload["identity"] = dict(identity)
+    return payload
+
+
+def payload_fields(payload: dict, prefix: str = "") -> list[str]:
+    """Return the dotted names of every field the payload carries (e.g. identity.nik)."""
+    names = []
+    for key, value in payload.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and key in ("identity", "regency"):
+            names.extend(payload_fields(value, prefix=f"{name}."))
+        else:
+            names.append(name)
+    return sorted(names)
+
+
+def _forward(*, flag: CaseFlag, event_type: str, payload: dict, basis: str = "") -> None:
+    """Emit the alert (outbox) and record, per recipient authority, what it disclosed."""
+    from portal.alerts.services import emit_event
+
+    alert = emit_event(
+        event_type=event_type, operator=flag.operator, payload=payload, province=flag.province, subject=flag
+    )
+    fields = payload_fields(payload)
+    identity_included = "identity" in payload
+    recipients: dict[str, str] = {}
+    for delivery in alert.deliveries.select_related("authority").order_by("pk"):
+        recipients.setdefault(delivery.authority.code, delivery.authority.name)
+    if not recipients:
+        recipients[""] = _("No authority (no routing rule matched)")
+    Disclosure.objects.bulk_create(
+        Disclosure(
+            flag=flag,
+            event_type=event_type,
+            alert_id=alert.pk,
+            authority_code=code,
+            recipient=name,
+            fields=fields,
+            identity_included=identity_included,
+            basis=basis if identity_included else "",
+        )
+        for code, name in recipients.items()
+    )
+
+
+# --- Flagging -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdentityInput:
+    full_name: str = ""
+    phone: str = ""
+    nik: str = ""
+    address: str = ""
+    subject_identifier: str = ""
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.full_name or self.phone or self.nik or self.address)
+
+
+def _find_duplicate(
+    *, operator, nik_index: str, consultation_ref_index: str, since: datetime
+) -> CaseFlag | None:
+    """Return the latest active flag for the same person within the window, by keyed indexes only."""
+    candidates = CaseFlag.objects.active().filter(created_at__gte=since)
+    found = None
+    if nik_index:
+        found = candidates.filter(identity__nik_index=nik_index).order_by("-created_at").first()
+    if found is None and consultation_ref_index:
+        found = (
+            candidates.filter(operator=operator, consultation_ref_index=consultation_ref_index)
+            .order_by("-created_at")
+            .first()
+        )
+    return found
+
+
+@transaction.atomic
+def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=None) -> CaseFlag:
+    """Record a suspected case, link possible duplicates, and forward it with minimal disclosure.
+
+    Raises ValidationError when the facts do not meet the chosen case definition or
+    the operator is not a healthtech operator; nothing is saved then.
+    """
+    if not operator.is_healthtech:
+        raise ValidationError(_("Only healthtech operators can flag suspected cases."))
+    definition: CaseDefinition = data["definition"]
+    now = timezone.now()
+    evaluation = classify(definition=definition, data=data, as_of=local_today(operator))
+    if not evaluation.meets_definition:
+        raise ValidationError(_("These facts do not meet the case definition, so there is nothing to flag."))
+
+    nik_index = blind_index(Kind.NIK, identity.nik) if identity.nik else ""
+    consultation_ref = data.get("consultation_ref", "")
+    consref_index = consultation_index(operator, consultation_ref)
+    duplicate_of = _find_duplicate(
+        operator=operator,
+        nik_index=nik_index,
+        consultation_ref_index=consref_index,
+        since=now - DUPLICATE_WINDOW,
+    )
+
+    share_basis = ""
+    if not identity.is_empty:
+        if _has_consent(operator=operator, subject_identifier=identity.subject_identifier):
+            share_basis = IdentityBasis.CONSENT
+        elif data.get("share_identity"):
+            share_basis = IdentityBasis.LEGAL_BASIS
+
+    flag = CaseFlag.objects.create(
+        operator=operator,
+        definition=definition,
+        classification=evaluation.classification,
+        evaluation={
+            "classes": evaluation.matched_classes,
+            "criteria": evaluation.matched_criteria,
+            "facts": evaluation.matched_facts,
+        },
+        symptoms=sorted(data.get("symptoms") or []),
+        onset_date=data.get("onset_date"),
+        epidemiological=sorted(data.get("epidemiological") or []),
+        sari=bool(data.get("sari")),
+        antigen_result=data.get("antigen_result") or AntigenResult.NOT_DONE,
+        province=data["province"],
+        regency_code=data.get("regency_code", ""),
+        regency_name=data.get("regency_name", ""),
+        age_band=data["age_band"],
+        sex=data["sex"],
+        consultation_ref=consultation_ref,
+        consultation_ref_index=consref_index,
+        legal_basis=data["legal_basis"],
+        identity_basis=share_basis,
+        identity_basis_reason=data.get("share_reason", "")
+        if share_basis == IdentityBasis.LEGAL_BASIS
+        else "",
+        note=data.get("note", ""),
+        duplicate_of=duplicate_of,
+        created_by=actor,
+        created_at=now,
+    )
+    vault = None
+    if not identity.is_empty or identity.subject_identifier:
+        vault = CaseIdentity.objects.create(
+            flag=flag,
+            full_name=identity.full_name,
+            phone=identity.phone,
+            nik=identity.nik,
+            address=identity.address,
+            subject_identifier=identity.subject_identifier,
+            nik_index=nik_index,
+            created_at=now,
+        )
+    record(
+        action="case_flag.create",
+        actor=actor,
+        operator=operator,
+        target=flag,
+        changes={
+            "classification": {"old": None, "new": flag.classification},
+            "definition": {"old": None, "new": definition.code},
+            "duplicate_of": {"old": None, "new": duplicate_of.pk if duplicate_of else None},
+            "identity_basis": {"old": None, "new": share_basis},
+        },
+        request=request,
+    )
+    shared = vault.shareable() if (vault is not None and share_basis) else None
+    _forward(flag=flag, event_type=FLAGGED, payload=flag_payload(flag, identity=shared), basis=share_basis)
+    logger.info("Suspected case flag %s recorded for operator %s", flag.pk, operator.pk)
+    return flag
+
+
+@transaction.atomic
+def correct_flag(*, flag: CaseFlag, actor, data: dict, request=None) -> CaseFlag:
+    """Change a flag's facts, reclassify it, and tell the recipients (identity is not resent)."""
+    flag = CaseFlag.objects.select_for_update().select_related("operator", "definition").get(pk=flag.pk)
+    if not flag.is_active:
+        raise ValidationError(_("A withdrawn flag cannot be corrected."))
+    evaluation = classify(definition=data["definition"], data=data, as_of=local_today(flag.operator))
+    if not evaluation.meets_definition:
+        raise ValidationError(
+            _("With these facts the case no longer meets the definition; withdraw the flag instead.")
+        )
+    changes = {}
+    for name in CORRECTABLE_FIELDS:
+        new = data.get(name)
+        if name in ("symptoms", "epidemiological"):
+            new = sorted(new or [])
+        elif name in ("regency_code", "regency_name"):
+            new = new or ""
+        elif name == "sari":
+            new = bool(new)
+        old = getattr(flag, name)
+        if old != new:
+            changes[name] = {
+                "old": old.code if name == "definition" else str(old) if old is not None else None,
+                "new": new.code if name == "definition" else str(new) if new is not None else None,
+            }
+            setattr(flag, name, new)
+    if not changes:
+        raise ValidationError(_("Nothing was changed."))
+    if flag.classification != evaluation.classification:
+        changes["classification"] = {"old": flag.classification, "new": evaluation.classification}
+    flag.classification = evaluation.classification
+    flag.evaluation = {
+        "classes": evaluation.matched_classes,
+        "criteria": evaluation.matched_criteria,
+        "facts": evaluation.matched_facts,
+    }
+    flag.revision += 1
+    flag.save()
+    record(
+        action="case_flag.correct",
+        actor=actor,
+        operator=flag.operator,
+        target=flag,
+        changes=changes,
+        request=request,
+    )
+    payload = flag_payload(flag, event_type=CORRECTED)
+    payload["corrected_fields"] = sorted(k for k in changes if k != "classification")
+    _forward(flag=flag, event_type=CORRECTED, payload=payload)
+    return flag
+
+
+@transaction.atomic
+def withdraw_flag(*, flag: CaseFlag, actor, reason: str, request=None) -> CaseFlag:
+    """Withdraw a flag (a mistake, a duplicate) and tell the recipients; the row stays."""
+    flag = CaseFlag.objects.select_for_update().select_related("operator", "definition").get(pk=flag.pk)
+    if not flag.is_active:
+        raise ValidationError(_("This flag was already withdrawn."))
+    flag.status = FlagStatus.WITHDRAWN
+    flag.withdrawn_at = timezone.now()
+    flag.withdraw_reason = reason
+    flag.save(update_fields=["status", "withdrawn_at", "withdraw_reason", "updated_at"])
+    record(
+        action="case_flag.withdraw",
+        actor=actor,
+        operator=flag.operator,
+        target=flag,
+        changes={"status": {"old": FlagStatus.ACTIVE, "new": FlagStatus.WITHDRAWN}, "reason": reason},
+        request=request,
+    )
+    payload = _base_payload(flag, WITHDRAWN)
+    payload["reason"] = reason
+    _forward(flag=flag, event_type=WITHDRAWN, payload=payload)
+    return flag
+
+
+# --- Identity vault ---------------------------------------------------------------
+
+
+def reveal_identity(*, identity: CaseIdentity, actor, request=None) -> CaseIdentity:
+    """Audit that `actor` is about to see the decrypted identity; return it."""
+    record(
+        action="case_identity.view",
+        actor=actor,
+        operator=identity.flag.operator,
+        target=identity.flag,
+        changes={"identity": identity.pk},
+        request=request,
+    )
+    return identity
+
+
+def purge_expired_identities(*, now: datetime | None = None) -> int:
+    """Blank identities older than IDENTITY_RETENTION_DAYS (the flag stays); return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IDENTITY_RETENTION_DAYS)
+    purged = 0
+    ids = list(CaseIdentity.objects.unpurged().filter(created_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in ids:
+        with transaction.atomic():
+            identity = (
+                CaseIdentity.objects.select_for_update()
+                .select_related("flag__operator")
+                .filter(pk=pk)
+                .first()
+            )
+            if identity is None or identity.purged_at is not None:
+                continue  # another run purged it meanwhile
+            identity.full_name = identity.phone = identity.nik = identity.address = ""
+            identity.subject_identifier = ""
+            identity.nik_index = ""
+            identity.purged_at = now
+            identity.save()
+            record(
+                action="case_identity.purge",
+                operator=identity.flag.operator,
+                target=identity.flag,
+                changes={
+                    "purged_at": {"old": None, "new": now.isoformat()},
+                    "retention_days": settings.IDENTITY_RETENTION_DAYS,
+                },
+            )
+            purged += 1
+    if purged:
+        logger.info("Purged %d expired suspected-case identities", purged)
+    return purged
+
+
+def classification_label(code: str) -> str:
+    return str(Classification(code).label) if code in Classification.values else code
