@@ -9,7 +9,7 @@ refuses raw UPDATE and DELETE (migration 0002).
 import hashlib
 import json
 import uuid
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import markdown
 import nh3
@@ -96,7 +96,9 @@ class PolicyVersion(models.Model):
     """One version of an operator's privacy policy, with its purposes."""
 
     operator = models.ForeignKey(
-        "accounts.Operator", on_delete=models.PROTECT, related_name="policy_versions",
+        "accounts.Operator",
+        on_delete=models.PROTECT,
+        related_name="policy_versions",
         verbose_name=_("operator"),
     )
     number = models.PositiveIntegerField(_("version"))
@@ -132,7 +134,8 @@ class PolicyVersion(models.Model):
             models.UniqueConstraint(fields=["operator", "number"], name="consent_policy_unique_number"),
             # At most one current published version per operator (the public page's).
             models.UniqueConstraint(
-                fields=["operator"], condition=models.Q(status="published"),
+                fields=["operator"],
+                condition=models.Q(status="published"),
                 name="consent_policy_one_published",
             ),
         ]
@@ -146,8 +149,9 @@ class PolicyVersion(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("consent:policy_detail", kwargs={"operator_slug": self.operator.slug,
-                                                         "version_id": self.pk})
+        return reverse(
+            "consent:policy_detail", kwargs={"operator_slug": self.operator.slug, "version_id": self.pk}
+        )
 
     def delete(self, *args, **kwargs):
         if self.is_frozen_in_db():
@@ -155,8 +159,9 @@ class PolicyVersion(models.Model):
         return super().delete(*args, **kwargs)
 
     def get_public_url(self) -> str:
-        return reverse("public_policy:version", kwargs={"operator_slug": self.operator.slug,
-                                                         "number": self.number})
+        return reverse(
+            "public_policy:version", kwargs={"operator_slug": self.operator.slug, "number": self.number}
+        )
 
     def is_frozen_in_db(self) -> bool:
         if self.pk is None:
@@ -236,8 +241,11 @@ class Purpose(models.Model):
     """A processing purpose a policy version declares, with its lawful basis."""
 
     version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="purposes")
-    code = models.SlugField(_("code"), max_length=60,
-                            help_text=_("Stable short code used in consent records, e.g. marketing-email."))
+    code = models.SlugField(
+        _("code"),
+        max_length=60,
+        help_text=_("Stable short code used in consent records, e.g. marketing-email."),
+    )
     description = models.TextField(_("description"))
     legal_basis = models.CharField(_("legal basis"), max_length=24, choices=LegalBasis.choices)
     data_categories = models.TextField(
@@ -323,7 +331,10 @@ class LedgerHead(models.Model):
     """Head of one operator's consent chain: its row lock serialises writers."""
 
     operator = models.OneToOneField(
-        "accounts.Operator", on_delete=models.DO_NOTHING, db_constraint=False, primary_key=True,
+        "accounts.Operator",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        primary_key=True,
         related_name="+",
     )
     last_seq = models.BigIntegerField(default=0)
@@ -371,10 +382,17 @@ class ConsentEventQuerySet(models.QuerySet):
 class ConsentEvent(models.Model):
     """One consent decision of one data subject for one purpose. Never changed."""
 
-    record_id = models.UUIDField(_("record id"), default=uuid.uuid4, unique=True, editable=False)
-    # No foreign-key constraint: the ledger outlives anything that refers to it.
+    # The primary key doubles as the receipt's record id (ISO/IEC TS 27560 "record_id").
+    record_id = models.UUIDField(_("record id"), primary_key=True, default=uuid.uuid4, editable=False)
+    # No foreign-key constraints: the ledger outlives anything it refers to. No
+    # single-column indexes either: the composite indexes below serve every query,
+    # and each extra index slows the bulk import.
     operator = models.ForeignKey(
-        "accounts.Operator", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+",
+        "accounts.Operator",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
         verbose_name=_("operator"),
     )
     seq = models.BigIntegerField(_("sequence"))
@@ -383,15 +401,25 @@ class ConsentEvent(models.Model):
     subject_index = models.CharField(max_length=64, editable=False)
     purpose_code = models.CharField(_("purpose"), max_length=60)
     policy_version = models.ForeignKey(
-        PolicyVersion, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+",
+        PolicyVersion,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
         verbose_name=_("policy version"),
     )
     state = models.CharField(_("state"), max_length=10, choices=ConsentState.choices)
     method = models.CharField(_("method"), max_length=12, choices=CollectionMethod.choices)
     actor_type = models.CharField(_("given by"), max_length=10, choices=ActorType.choices)
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False, null=True,
-        blank=True, related_name="+", verbose_name=_("recorded by"),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
     )
     event_at = models.DateTimeField(_("event time"))
     recorded_at = models.DateTimeField(_("recorded"))
@@ -399,7 +427,9 @@ class ConsentEvent(models.Model):
     stop_processing_by = models.DateTimeField(_("stop processing by"), null=True, blank=True)
     evidence = models.JSONField(_("evidence"), default=dict, blank=True)
     # Keyed hash of an imported row's content: a re-imported row is recognised, not doubled.
-    import_key = models.CharField(max_length=64, blank=True, editable=False)
+    # 128 bits of the keyed hash (compact and quick to index); NULL for events recorded
+    # by hand, which the unique constraint ignores.
+    import_key = models.UUIDField(null=True, blank=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, editable=False)
 
@@ -411,9 +441,9 @@ class ConsentEvent(models.Model):
         ordering = ["operator", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["operator", "seq"], name="consent_event_unique_seq"),
+            # Also serves the importer's "which of these rows are recorded already?".
             models.UniqueConstraint(
-                fields=["operator", "import_key"], condition=~models.Q(import_key=""),
-                name="consent_event_unique_import_key",
+                fields=["operator", "import_key"], name="consent_event_unique_import_key"
             ),
         ]
         indexes = [
@@ -429,7 +459,7 @@ class ConsentEvent(models.Model):
         return f"{self.operator_id}#{self.seq} {self.purpose_code} {self.state}"
 
     def save(self, *args, **kwargs) -> None:
-        if self.pk is not None or not kwargs.get("force_insert"):
+        if not self._state.adding or not kwargs.get("force_insert"):
             raise ImmutableError("consent events are written only by consent.services (append-only)")
         super().save(*args, **kwargs)
 
@@ -437,32 +467,12 @@ class ConsentEvent(models.Model):
         raise ImmutableError("consent events are append-only")
 
     def get_receipt_url(self) -> str:
-        return reverse("consent:receipt", kwargs={"operator_slug": self.operator.slug,
-                                                   "record_id": self.record_id})
-
-    @staticmethod
-    def canonical_values(
-        *, operator_id: int, seq: int, record_id: str, subject_index: str, purpose_code: str,
-        policy_version_id: int, state: str, method: str, actor_type: str, recorded_by_id: int | None,
-        event_at, recorded_at, expires_at, stop_processing_by, evidence: dict, import_key: str,
-    ) -> bytes:
-        """Return the bytes an event's hash covers (with the previous hash in front)."""
-        doc = [
-            operator_id, seq, str(record_id), subject_index, purpose_code, policy_version_id, state,
-            method, actor_type, recorded_by_id, _iso(event_at), _iso(recorded_at), _iso(expires_at),
-            _iso(stop_processing_by), evidence or {}, import_key,
-        ]
-        return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        return reverse(
+            "consent:receipt", kwargs={"operator_slug": self.operator.slug, "record_id": self.record_id}
+        )
 
     def canonical(self) -> bytes:
-        return self.canonical_values(
-            operator_id=self.operator_id, seq=self.seq, record_id=self.record_id,
-            subject_index=self.subject_index, purpose_code=self.purpose_code,
-            policy_version_id=self.policy_version_id, state=self.state, method=self.method,
-            actor_type=self.actor_type, recorded_by_id=self.recorded_by_id, event_at=self.event_at,
-            recorded_at=self.recorded_at, expires_at=self.expires_at,
-            stop_processing_by=self.stop_processing_by, evidence=self.evidence, import_key=self.import_key,
-        )
+        return canonical_bytes(tuple(getattr(self, name) for name in CANONICAL_FIELDS))
 
     def compute_hash(self) -> str:
         return chain_hash(self.prev_hash, self.canonical())
@@ -475,15 +485,59 @@ class ConsentEvent(models.Model):
         return self.state
 
 
+# What an event's hash covers, in this order (with the previous hash in front).
+CANONICAL_FIELDS = (
+    "operator_id",
+    "seq",
+    "record_id",
+    "subject_index",
+    "purpose_code",
+    "policy_version_id",
+    "state",
+    "method",
+    "actor_type",
+    "recorded_by_id",
+    "event_at",
+    "recorded_at",
+    "expires_at",
+    "stop_processing_by",
+    "evidence",
+    "import_key",
+)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# JSON escapes every control character, so the separator never occurs inside.
+canonical_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
+def epoch_micros(value: datetime) -> int:
+    """Return an aware time as whole microseconds since 1970 (exact, zone-independent)."""
+    return (value - EPOCH) // MICROSECOND
+
+
+def _canonical_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return str(epoch_micros(value))
+    if isinstance(value, dict):
+        return canonical_json(value)
+    return str(value)
+
+
+def canonical_bytes(values: tuple) -> bytes:
+    """Return the canonical form of an event's values (CANONICAL_FIELDS order).
+
+    Fields are joined with the ASCII unit separator, which no field can contain
+    (codes are slugs, hashes hex, times microseconds since 1970, evidence JSON).
+    """
+    return "\x1f".join(map(_canonical_text, values)).encode()
+
+
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode() + canonical).hexdigest()
-
-
-def _iso(value) -> str | None:
-    """Return a UTC ISO 8601 string (microseconds kept) so hashing is database-independent."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def stop_processing_deadline(event_at):
@@ -516,8 +570,9 @@ class ConsentImport(models.Model):
     skipped_count = models.PositiveIntegerField(_("rows already recorded"), default=0)
     error_count = models.PositiveIntegerField(_("errors"), default=0)
     errors = models.JSONField(default=list, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(_("uploaded"), auto_now_add=True)
     committed_at = models.DateTimeField(_("imported"), null=True, blank=True)
 

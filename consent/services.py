@@ -7,10 +7,12 @@ at once still form one valid chain (DESIGN.md, "Chains and counters under concur
 
 import hashlib
 import hmac
+import io
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -27,12 +29,13 @@ from .models import (
     GENESIS_HASH,
     ActorType,
     ConsentEvent,
+    ConsentImport,
     ConsentState,
+    ImportStatus,
     LedgerHead,
     PolicyStatus,
     PolicyVersion,
     Purpose,
-    chain_hash,
     stop_processing_deadline,
 )
 
@@ -87,8 +90,16 @@ def has_current_consent(
 # --- Privacy policies ----------------------------------------------------------------
 
 POLICY_FIELDS = ("title", "text_id", "text_en", "effective_date", "change_summary")
-PURPOSE_FIELDS = ("code", "description", "legal_basis", "data_categories", "specific_data", "retention",
-                  "recipients", "withdrawal_method")
+PURPOSE_FIELDS = (
+    "code",
+    "description",
+    "legal_basis",
+    "data_categories",
+    "specific_data",
+    "retention",
+    "recipients",
+    "withdrawal_method",
+)
 
 
 def create_policy_version(
@@ -107,8 +118,14 @@ def create_policy_version(
         if latest is not None:
             for purpose in latest.purposes.all():
                 Purpose.objects.create(version=version, **{f: getattr(purpose, f) for f in PURPOSE_FIELDS})
-        record(action="consent.policy.create", actor=actor, operator=operator, target=version,
-               changes={"number": number}, request=request)
+        record(
+            action="consent.policy.create",
+            actor=actor,
+            operator=operator,
+            target=version,
+            changes={"number": number},
+            request=request,
+        )
     return version
 
 
@@ -125,8 +142,14 @@ def update_draft(
     if changes:
         with transaction.atomic():
             version.save()
-            record(action="consent.policy.update", actor=actor, operator=version.operator, target=version,
-                   changes=changes, request=request)
+            record(
+                action="consent.policy.update",
+                actor=actor,
+                operator=version.operator,
+                target=version,
+                changes=changes,
+                request=request,
+            )
     return version
 
 
@@ -135,16 +158,28 @@ def add_purpose(*, version: PolicyVersion, actor, data: dict, request: HttpReque
         raise ValidationError(_("This version already has a purpose with that code."))
     with transaction.atomic():
         purpose = Purpose.objects.create(version=version, **{f: data[f] for f in PURPOSE_FIELDS})
-        record(action="consent.purpose.add", actor=actor, operator=version.operator, target=version,
-               changes={"code": purpose.code, "legal_basis": purpose.legal_basis}, request=request)
+        record(
+            action="consent.purpose.add",
+            actor=actor,
+            operator=version.operator,
+            target=version,
+            changes={"code": purpose.code, "legal_basis": purpose.legal_basis},
+            request=request,
+        )
     return purpose
 
 
 def remove_purpose(*, purpose: Purpose, actor, request: HttpRequest | None = None) -> None:
     version = purpose.version
     with transaction.atomic():
-        record(action="consent.purpose.remove", actor=actor, operator=version.operator, target=version,
-               changes={"code": purpose.code}, request=request)
+        record(
+            action="consent.purpose.remove",
+            actor=actor,
+            operator=version.operator,
+            target=version,
+            changes={"code": purpose.code},
+            request=request,
+        )
         purpose.delete()
 
 
@@ -170,11 +205,18 @@ def publish_version(*, version: PolicyVersion, actor, request: HttpRequest | Non
         version.status = PolicyStatus.PUBLISHED
         version.published_at, version.published_by = now, actor
         version.save()
-        record(action="consent.policy.publish", actor=actor, operator=version.operator, target=version,
-               changes={"status": {"old": PolicyStatus.DRAFT, "new": PolicyStatus.PUBLISHED},
-                        "sha256": version.sha256,
-                        "retired": [old.number for old in previous]},
-               request=request)
+        record(
+            action="consent.policy.publish",
+            actor=actor,
+            operator=version.operator,
+            target=version,
+            changes={
+                "status": {"old": PolicyStatus.DRAFT, "new": PolicyStatus.PUBLISHED},
+                "sha256": version.sha256,
+                "retired": [old.number for old in previous],
+            },
+            request=request,
+        )
     return version
 
 
@@ -184,9 +226,14 @@ def retire_version(*, version: PolicyVersion, actor, request: HttpRequest | None
     with transaction.atomic():
         version.status, version.retired_at = PolicyStatus.RETIRED, timezone.now()
         version.save(update_fields=["status", "retired_at"])
-        record(action="consent.policy.retire", actor=actor, operator=version.operator, target=version,
-               changes={"status": {"old": PolicyStatus.PUBLISHED, "new": PolicyStatus.RETIRED}},
-               request=request)
+        record(
+            action="consent.policy.retire",
+            actor=actor,
+            operator=version.operator,
+            target=version,
+            changes={"status": {"old": PolicyStatus.PUBLISHED, "new": PolicyStatus.RETIRED}},
+            request=request,
+        )
     return version
 
 
@@ -203,42 +250,13 @@ def lock_head(operator) -> LedgerHead:
     return LedgerHead.objects.select_for_update().get(operator=operator)
 
 
-@dataclass
-class NewEvent:
-    subject_identifier: str
-    purpose_code: str
-    state: str
-    method: str
-    actor_type: str
-    event_at: datetime
-    policy_version_id: int
-    expires_at: datetime | None = None
-    evidence: dict = field(default_factory=dict)
-    import_key: str = ""
-
-
-def _build_event(new: NewEvent, *, operator, head: LedgerHead, recorded_by, recorded_at,
-                 index: str, record_id: str) -> ConsentEvent:
+def _next_event(*, head: LedgerHead, **values) -> ConsentEvent:
     """Return the next unsaved event of the chain and advance `head` in memory."""
-    stop_by = stop_processing_deadline(new.event_at) if new.state == ConsentState.WITHDRAWN else None
-    seq = head.last_seq + 1
-    canonical = ConsentEvent.canonical_values(
-        operator_id=operator.pk, seq=seq, record_id=record_id, subject_index=index,
-        purpose_code=new.purpose_code, policy_version_id=new.policy_version_id, state=new.state,
-        method=new.method, actor_type=new.actor_type, recorded_by_id=recorded_by.pk if recorded_by else None,
-        event_at=new.event_at, recorded_at=recorded_at, expires_at=new.expires_at,
-        stop_processing_by=stop_by, evidence=new.evidence, import_key=new.import_key,
-    )
-    digest = chain_hash(head.last_hash, canonical)
-    event = ConsentEvent(
-        record_id=record_id, operator=operator, seq=seq, subject_identifier=new.subject_identifier.strip(),
-        subject_index=index, purpose_code=new.purpose_code, policy_version_id=new.policy_version_id,
-        state=new.state, method=new.method, actor_type=new.actor_type, recorded_by=recorded_by,
-        event_at=new.event_at, recorded_at=recorded_at, expires_at=new.expires_at,
-        stop_processing_by=stop_by, evidence=new.evidence, import_key=new.import_key,
-        prev_hash=head.last_hash, hash=digest,
-    )
-    head.last_seq, head.last_hash = seq, digest
+    event = ConsentEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, **values)
+    if event.state == ConsentState.WITHDRAWN:
+        event.stop_processing_by = stop_processing_deadline(event.event_at)
+    event.hash = event.compute_hash()
+    head.last_seq, head.last_hash = event.seq, event.hash
     return event
 
 
@@ -269,8 +287,10 @@ def record_consent(
         raise ValidationError(_("Choose at least one purpose."))
     unknown = set(purpose_codes) - policy_version.purpose_codes()
     if unknown:
-        raise ValidationError(_("Policy version %(number)s does not declare: %(codes)s")
-                              % {"number": policy_version.number, "codes": ", ".join(sorted(unknown))})
+        raise ValidationError(
+            _("Policy version %(number)s does not declare: %(codes)s")
+            % {"number": policy_version.number, "codes": ", ".join(sorted(unknown))}
+        )
     event_at = event_at or timezone.now()
     if expires_at is not None and expires_at <= event_at:
         raise ValidationError(_("The expiry must be after the event time."))
@@ -283,19 +303,39 @@ def record_consent(
         head = lock_head(operator)
         events = []
         for code in purpose_codes:
-            new = NewEvent(subject_identifier=subject_identifier, purpose_code=code, state=state,
-                           method=method, actor_type=actor_type, event_at=event_at,
-                           policy_version_id=policy_version.pk, expires_at=expires_at,
-                           evidence=evidence or {})
-            event = _build_event(new, operator=operator, head=head, recorded_by=actor,
-                                 recorded_at=recorded_at, index=index, record_id=str(uuid.uuid4()))
+            event = _next_event(
+                head=head,
+                record_id=uuid.uuid4(),
+                operator=operator,
+                subject_identifier=subject_identifier.strip(),
+                subject_index=index,
+                purpose_code=code,
+                policy_version=policy_version,
+                state=state,
+                method=method,
+                actor_type=actor_type,
+                recorded_by=actor,
+                event_at=event_at,
+                recorded_at=recorded_at,
+                expires_at=expires_at,
+                evidence=evidence or {},
+            )
             event.save(force_insert=True)
             events.append(event)
         LedgerHead.objects.filter(pk=head.pk).update(last_seq=head.last_seq, last_hash=head.last_hash)
-        record(action="consent.record", actor=actor, operator=operator, target=events[0],
-               changes={"state": state, "purposes": purpose_codes, "policy_version": policy_version.number,
-                        "events": [e.seq for e in events]},
-               request=request)
+        record(
+            action="consent.record",
+            actor=actor,
+            operator=operator,
+            target=events[0],
+            changes={
+                "state": state,
+                "purposes": purpose_codes,
+                "policy_version": policy_version.number,
+                "events": [e.seq for e in events],
+            },
+            request=request,
+        )
     return events
 
 
@@ -309,8 +349,11 @@ def current_states(*, operator, subject_identifier: str) -> list[ConsentEvent]:
     except NormalisationError:
         return []
     return list(
-        ConsentEvent.objects.for_operator(operator).for_subject(index).latest_per_purpose()
-        .select_related("policy_version").order_by("purpose_code")
+        ConsentEvent.objects.for_operator(operator)
+        .for_subject(index)
+        .latest_per_purpose()
+        .select_related("policy_version")
+        .order_by("purpose_code")
     )
 
 
@@ -321,8 +364,9 @@ class SubjectLookup:
     history: list[ConsentEvent]
 
 
-def lookup_subject(*, operator, actor, subject_identifier: str,
-                   request: HttpRequest | None = None) -> SubjectLookup:
+def lookup_subject(
+    *, operator, actor, subject_identifier: str, request: HttpRequest | None = None
+) -> SubjectLookup:
     """Return a subject's current state per purpose and full history; audit the view.
 
     The page shows the decrypted identifier, so every lookup is an audited view of
@@ -333,12 +377,19 @@ def lookup_subject(*, operator, actor, subject_identifier: str,
     except NormalisationError as exc:
         raise ValidationError(_("Enter the subject identifier.")) from exc
     history = list(
-        ConsentEvent.objects.for_operator(operator).for_subject(index)
-        .select_related("policy_version", "recorded_by").order_by("-event_at", "-seq")
+        ConsentEvent.objects.for_operator(operator)
+        .for_subject(index)
+        .select_related("policy_version", "recorded_by")
+        .order_by("-event_at", "-seq")
     )
     current = current_states(operator=operator, subject_identifier=subject_identifier)
-    record(action="consent.lookup", actor=actor, operator=operator,
-           changes={"subject_index": index[:16], "events": len(history)}, request=request)
+    record(
+        action="consent.lookup",
+        actor=actor,
+        operator=operator,
+        changes={"subject_index": index[:16], "events": len(history)},
+        request=request,
+    )
     return SubjectLookup(subject_identifier=subject_identifier.strip(), current=current, history=history)
 
 
@@ -346,7 +397,6 @@ def lookup_subject(*, operator, actor, subject_identifier: str,
 class LedgerBreak:
     operator_id: int
     seq: int
-    event_id: int
     record_id: str
     reason: str
 
@@ -360,9 +410,7 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
     if operator is not None:
         operator_ids = [operator.pk]
     else:
-        operator_ids = list(
-            ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct()
-        )
+        operator_ids = list(ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct())
     for operator_id in sorted(operator_ids):
         events = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq")
         if not deep:
@@ -385,10 +433,10 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
             head = LedgerHead.objects.filter(operator_id=operator_id).first()
             last = expected_seq - 1
             if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
-                yield LedgerBreak(operator_id, last + 1, 0, "", "events missing at the end of the chain")
+                yield LedgerBreak(operator_id, last + 1, "", "events missing at the end of the chain")
             continue
         event, reason = broken
-        yield LedgerBreak(operator_id, event.seq, event.pk, str(event.record_id), reason)
+        yield LedgerBreak(operator_id, event.seq, str(event.record_id), reason)
 
 
 def ledger_size(operator) -> int:
@@ -410,8 +458,11 @@ def receipt(event: ConsentEvent) -> dict:
         "record_id": str(event.record_id),
         "receipt_issued": timezone.now().isoformat(),
         "pii_principal_id": event.subject_identifier,
-        "pii_controller": {"name": event.operator.name, "id": event.operator.slug,
-                           "contact": event.operator.contact_email},
+        "pii_controller": {
+            "name": event.operator.name,
+            "id": event.operator.slug,
+            "contact": event.operator.contact_email,
+        },
         "jurisdiction": "ID",
         "notice": {
             "policy_reference": site + version.get_public_url(),
@@ -419,25 +470,29 @@ def receipt(event: ConsentEvent) -> dict:
             "policy_hash": {"algorithm": "sha256", "value": version.sha256},
             "language": version.languages(),
         },
-        "purposes": [{
-            "purpose_id": event.purpose_code,
-            "purpose": purpose.description if purpose else "",
-            "lawful_basis": purpose.legal_basis if purpose else "",
-            "pii_categories": purpose.data_category_list() if purpose else [],
-            "specific_pii": purpose.specific_data if purpose else [],
-            "retention": purpose.retention if purpose else "",
-            "recipients": purpose.recipients if purpose else "",
-            "withdrawal_method": purpose.withdrawal_method if purpose else "",
-        }],
+        "purposes": [
+            {
+                "purpose_id": event.purpose_code,
+                "purpose": purpose.description if purpose else "",
+                "lawful_basis": purpose.legal_basis if purpose else "",
+                "pii_categories": purpose.data_category_list() if purpose else [],
+                "specific_pii": purpose.specific_data if purpose else [],
+                "retention": purpose.retention if purpose else "",
+                "recipients": purpose.recipients if purpose else "",
+                "withdrawal_method": purpose.withdrawal_method if purpose else "",
+            }
+        ],
         "collection_method": event.method,
         "consent_actor": event.actor_type,
         "state": event.state,
-        "event": [{
-            "event_time": event.event_at.isoformat(),
-            "event_type": event.state,
-            "event_state": event.effective_state(),
-            "recorded_time": event.recorded_at.isoformat(),
-        }],
+        "event": [
+            {
+                "event_time": event.event_at.isoformat(),
+                "event_type": event.state,
+                "event_state": event.effective_state(),
+                "recorded_time": event.recorded_at.isoformat(),
+            }
+        ],
         "expiry": event.expires_at.isoformat() if event.expires_at else None,
         "stop_processing_by": event.stop_processing_by.isoformat() if event.stop_processing_by else None,
         "evidence": event.evidence,
@@ -446,12 +501,26 @@ def receipt(event: ConsentEvent) -> dict:
 
 
 def audit_receipt(*, event: ConsentEvent, actor, request: HttpRequest | None = None) -> None:
-    record(action="consent.receipt.download", actor=actor, operator=event.operator, target=event,
-           request=request)
+    record(
+        action="consent.receipt.download", actor=actor, operator=event.operator, target=event, request=request
+    )
 
 
-EXPORT_COLUMNS = ["record_id", "seq", "subject_id", "purpose", "state", "event_time", "recorded_time",
-                  "method", "actor", "policy_version", "expires_at", "stop_processing_by", "hash"]
+EXPORT_COLUMNS = [
+    "record_id",
+    "seq",
+    "subject_id",
+    "purpose",
+    "state",
+    "event_time",
+    "recorded_time",
+    "method",
+    "actor",
+    "policy_version",
+    "expires_at",
+    "stop_processing_by",
+    "hash",
+]
 
 
 def export_rows(*, operator) -> Iterator[dict]:
@@ -460,9 +529,15 @@ def export_rows(*, operator) -> Iterator[dict]:
     events = ConsentEvent.objects.for_operator(operator).order_by("seq")
     for e in events.iterator(chunk_size=2000):
         yield {
-            "record_id": str(e.record_id), "seq": e.seq, "subject_id": e.subject_identifier,
-            "purpose": e.purpose_code, "state": e.state, "event_time": e.event_at.isoformat(),
-            "recorded_time": e.recorded_at.isoformat(), "method": e.method, "actor": e.actor_type,
+            "record_id": str(e.record_id),
+            "seq": e.seq,
+            "subject_id": e.subject_identifier,
+            "purpose": e.purpose_code,
+            "state": e.state,
+            "event_time": e.event_at.isoformat(),
+            "recorded_time": e.recorded_at.isoformat(),
+            "method": e.method,
+            "actor": e.actor_type,
             "policy_version": versions.get(e.policy_version_id),
             "expires_at": e.expires_at.isoformat() if e.expires_at else "",
             "stop_processing_by": e.stop_processing_by.isoformat() if e.stop_processing_by else "",
@@ -471,11 +546,194 @@ def export_rows(*, operator) -> Iterator[dict]:
 
 
 def audit_export(*, operator, actor, fmt: str, request: HttpRequest | None = None) -> None:
-    record(action="consent.export", actor=actor, operator=operator, changes={"format": fmt},
-           request=request)
+    record(action="consent.export", actor=actor, operator=operator, changes={"format": fmt}, request=request)
 
 
 def keyed_digest(purpose: str, data: bytes) -> str:
     """Return a keyed HMAC-SHA256 (never a plain hash: files and rows hold identifiers)."""
     key = settings.BLIND_INDEX_KEY.encode()
     return hmac.new(key, purpose.encode() + b":" + data, hashlib.sha256).hexdigest()
+
+
+# --- Bulk import ---------------------------------------------------------------------
+
+# Web uploads are previewed in full before they are committed; larger files go
+# through `manage.py import_consents`.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+def _staging_path(consent_import: ConsentImport) -> Path:
+    return Path(settings.PRIVATE_STORAGE_ROOT) / "consent-imports" / f"{consent_import.pk}.fernet"
+
+
+def _fernet():
+    return ConsentEvent._meta.get_field("subject_identifier").fernet
+
+
+def previous_import(*, operator, digest: str) -> ConsentImport | None:
+    return (
+        ConsentImport.objects.for_operator(operator)
+        .filter(file_digest=digest, status=ImportStatus.COMMITTED)
+        .first()
+    )
+
+
+def _import_from_bytes(*, operator, actor, data: bytes, write: bool):
+    from .importer import run_import, text_lines
+
+    return run_import(
+        operator=operator, actor=actor, open_lines=lambda: text_lines(io.BytesIO(data)), write=write
+    )
+
+
+def _file_lines(path: str) -> Iterator[str]:
+    from .importer import text_lines
+
+    with open(path, "rb") as fh:
+        yield from text_lines(fh)
+
+
+def preview_import(
+    *, operator, actor, filename: str, data: bytes, request: HttpRequest | None = None
+) -> ConsentImport:
+    """Validate an uploaded CSV without importing it; stage it (encrypted) when it is valid.
+
+    A file whose content was imported before is recognised and not staged again.
+    """
+    from .importer import ImportFileError, file_digest
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValidationError(_("The file is larger than 50 MB; use the import_consents command."))
+    digest = file_digest(data)
+    consent_import = ConsentImport(
+        operator=operator, filename=filename[:200], file_digest=digest, created_by=actor
+    )
+    earlier = previous_import(operator=operator, digest=digest)
+    if earlier is not None:
+        consent_import.status = ImportStatus.DUPLICATE
+        consent_import.row_count = earlier.row_count
+        consent_import.save()
+        return consent_import
+    try:
+        result = _import_from_bytes(operator=operator, actor=actor, data=data, write=False)
+    except ImportFileError as exc:
+        raise ValidationError(str(exc)) from exc
+    consent_import.row_count = result.rows
+    consent_import.skipped_count = result.skipped
+    consent_import.error_count = result.error_count
+    consent_import.errors = [{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors]
+    consent_import.status = ImportStatus.PREVIEWED if result.ok else ImportStatus.FAILED
+    consent_import.save()
+    if result.ok:
+        path = _staging_path(consent_import)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_fernet().encrypt(data))
+    record(
+        action="consent.import.preview",
+        actor=actor,
+        operator=operator,
+        target=consent_import,
+        changes={"rows": result.rows, "errors": result.error_count},
+        request=request,
+    )
+    return consent_import
+
+
+def preview_sample(consent_import: ConsentImport, *, limit: int = 10) -> list[dict]:
+    """Return the first rows of a staged file, with identifiers masked."""
+    import csv
+
+    path = _staging_path(consent_import)
+    if consent_import.status != ImportStatus.PREVIEWED or not path.exists():
+        return []
+    text = _fernet().decrypt(path.read_bytes()).decode("utf-8-sig")
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        raw = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        raw["subject_id"] = mask_identifier(raw.get("subject_id", ""))
+        rows.append(raw)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def commit_import(
+    *, consent_import: ConsentImport, actor, request: HttpRequest | None = None
+) -> ConsentImport:
+    """Import a previewed file, all or nothing; a second confirmation changes nothing."""
+    with transaction.atomic():
+        locked = ConsentImport.objects.select_for_update().get(pk=consent_import.pk)
+        if locked.status != ImportStatus.PREVIEWED:
+            raise ValidationError(_("This import is not waiting for confirmation."))
+        path = _staging_path(locked)
+        data = _fernet().decrypt(path.read_bytes())
+        result = _import_from_bytes(operator=locked.operator, actor=actor, data=data, write=True)
+        locked.error_count = result.error_count
+        locked.errors = [{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors]
+        locked.skipped_count = result.skipped
+        if result.committed:
+            locked.status = ImportStatus.COMMITTED
+            locked.imported_count = result.imported
+            locked.committed_at = timezone.now()
+        else:
+            locked.status = ImportStatus.FAILED
+        locked.save()
+        record(
+            action="consent.import.commit",
+            actor=actor,
+            operator=locked.operator,
+            target=locked,
+            changes={
+                "rows": result.rows,
+                "imported": result.imported,
+                "skipped": result.skipped,
+                "errors": result.error_count,
+            },
+            request=request,
+        )
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return locked
+
+
+def import_file(*, operator, actor, path: str, filename: str, progress=None):
+    """Import a CSV file from disk (the management command); return (ConsentImport, result)."""
+    from .importer import file_digest, run_import
+
+    digest = file_digest(path)
+    earlier = previous_import(operator=operator, digest=digest)
+    if earlier is not None:
+        return earlier, None
+    with transaction.atomic():
+        result = run_import(
+            operator=operator,
+            actor=actor,
+            open_lines=lambda: _file_lines(path),
+            write=True,
+            progress=progress,
+        )
+        consent_import = ConsentImport.objects.create(
+            operator=operator,
+            filename=filename[:200],
+            file_digest=digest,
+            created_by=actor,
+            status=ImportStatus.COMMITTED if result.committed else ImportStatus.FAILED,
+            row_count=result.rows,
+            imported_count=result.imported,
+            skipped_count=result.skipped,
+            error_count=result.error_count,
+            errors=[{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors],
+            committed_at=timezone.now() if result.committed else None,
+        )
+        record(
+            action="consent.import.commit",
+            actor=actor,
+            operator=operator,
+            target=consent_import,
+            changes={
+                "rows": result.rows,
+                "imported": result.imported,
+                "skipped": result.skipped,
+                "errors": result.error_count,
+            },
+        )
+    return consent_import, result

@@ -59,6 +59,47 @@ def _evidence(operator, admin_user) -> int:
     return services.add_evidence(incident=incident, actor=admin_user, upload=pdf_upload()).pk
 
 
+def consent_version(operator, admin_user) -> int:
+    """Create a published privacy policy version with one purpose; return its id."""
+    from datetime import date
+
+    from consent import services as consent_services
+    from consent.models import Purpose
+
+    version = consent_services.create_policy_version(
+        operator=operator, actor=admin_user,
+        data={"title": "Kebijakan Privasi", "text_id": "Teks.", "text_en": "Text.",
+              "effective_date": date(2026, 1, 1), "change_summary": ""},
+    )
+    Purpose.objects.create(version=version, code="marketing-email", description="E-mail marketing",
+                           legal_basis="consent", data_categories="e-mail address", retention="1 year")
+    return consent_services.publish_version(version=version, actor=admin_user).pk
+
+
+def consent_event(operator, admin_user):
+    """Record one consent event for `operator`; return its record id."""
+    from consent import services as consent_services
+    from consent.models import PolicyVersion
+
+    version = PolicyVersion.objects.get(pk=consent_version(operator, admin_user))
+    return consent_services.record_consent(
+        operator=operator, actor=admin_user, subject_identifier="customer-1",
+        purpose_codes=["marketing-email"], state="given", policy_version=version, method="web_form",
+    )[0].record_id
+
+
+def consent_import(operator, admin_user):
+    """Create a previewed consent import of `operator`; return its id."""
+    from consent import services as consent_services
+
+    consent_version(operator, admin_user)
+    data = (b"subject_id,purpose,state,event_time,method,policy_version\n"
+            b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n")
+    return consent_services.preview_import(
+        operator=operator, actor=admin_user, filename="c.csv", data=data
+    ).pk
+
+
 OBJECT_FACTORIES: dict[str, Callable] = {
     "membership_id": _membership,
     # incidents: one submitted incident per operator, shared by the keywords of a route
@@ -68,6 +109,9 @@ OBJECT_FACTORIES: dict[str, Callable] = {
     "obligation_id": lambda operator, admin_user: _incident(operator, admin_user).obligations.first().pk,
     # alerts
     # consent
+    "version_id": consent_version,
+    "record_id": consent_event,
+    "import_id": consent_import,
     # suspected cases
     "flag_id": cases_flag,
 }

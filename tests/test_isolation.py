@@ -31,6 +31,8 @@ PUBLIC = {
     "accounts:password_reset_confirm",
     "accounts:password_reset_complete",
     "accounts:accept_invitation",
+    "public_policy:current",
+    "public_policy:version",
 }
 # Routes about the signed-in user's own account: sign-in required, no tenant objects.
 OWN_ACCOUNT = {

@@ -33,6 +33,10 @@ ANALYST_PERMISSIONS: set[str] = {
     "alerts.view_attempt",
     "alerts.change_delivery",
     # consent (analyst)
+    "consent.view_policyversion",
+    "consent.view_purpose",
+    "consent.view_consentevent",
+    "consent.view_consentimport",
     # suspected cases (analyst)
     "cases.view_caseflag",
     "cases.view_casedefinition",

@@ -16,18 +16,29 @@ PURPOSES = ("marketing-email", SHARE_IDENTITY_WITH_HEALTH_AUTHORITIES)
 
 def draft_version(operator, actor=None, *, codes=PURPOSES, title="Kebijakan Privasi") -> PolicyVersion:
     version = services.create_policy_version(
-        operator=operator, actor=actor,
-        data={"title": title, "text_id": "# Kebijakan\n\nKami melindungi data Anda.",
-              "text_en": "# Policy\n\nWe protect your data.", "effective_date": date(2026, 1, 1),
-              "change_summary": "First version."},
+        operator=operator,
+        actor=actor,
+        data={
+            "title": title,
+            "text_id": "# Kebijakan\n\nKami melindungi data Anda.",
+            "text_en": "# Policy\n\nWe protect your data.",
+            "effective_date": date(2026, 1, 1),
+            "change_summary": "First version.",
+        },
     )
     existing = version.purpose_codes()
     for code in codes:
         if code not in existing:
             Purpose.objects.create(
-                version=version, code=code, description=f"Purpose {code}", legal_basis=LegalBasis.CONSENT,
-                data_categories="name, e-mail address", specific_data=["health"] if "health" in code else [],
-                retention="2 years", recipients="Ministry of Health", withdrawal_method="Settings page",
+                version=version,
+                code=code,
+                description=f"Purpose {code}",
+                legal_basis=LegalBasis.CONSENT,
+                data_categories="name, e-mail address",
+                specific_data=["health"] if "health" in code else [],
+                retention="2 years",
+                recipients="Ministry of Health",
+                withdrawal_method="Settings page",
             )
     return version
 
@@ -39,6 +50,12 @@ def published_version(operator, actor=None, **kwargs) -> PolicyVersion:
 def give(operator, subject, code=PURPOSES[0], *, state="given", version=None, actor=None, **kwargs):
     version = version or services.current_policy(operator) or published_version(operator, actor)
     return services.record_consent(
-        operator=operator, actor=actor, subject_identifier=subject, purpose_codes=[code], state=state,
-        policy_version=version, method=CollectionMethod.WEB_FORM, **kwargs,
+        operator=operator,
+        actor=actor,
+        subject_identifier=subject,
+        purpose_codes=[code],
+        state=state,
+        policy_version=version,
+        method=CollectionMethod.WEB_FORM,
+        **kwargs,
     )[0]

@@ -16,8 +16,9 @@ HEALTH = SHARE_IDENTITY_WITH_HEALTH_AUTHORITIES
 
 
 def _has(operator, subject="user-42", code=HEALTH, **kwargs) -> bool:
-    return services.has_current_consent(operator=operator, subject_identifier=subject, purpose_code=code,
-                                        **kwargs)
+    return services.has_current_consent(
+        operator=operator, subject_identifier=subject, purpose_code=code, **kwargs
+    )
 
 
 def test_the_purpose_code_constant_is_stable():

@@ -1,0 +1,202 @@
+"""Benchmark: import 1,000,000 consent events from CSV into PostgreSQL.
+
+Prints events per second and peak memory of `manage.py import_consents` next to a
+baseline measured in the same run — `COPY` of the same rows, in plaintext, into a bare
+table — and the p95 latency of a subject lookup and of the current-state query at
+that size. Uses its own database, `portal_bench_consent` (dropped and re-created).
+
+    .venv/bin/python bench/bench_consent.py [--rows 1000000] [--pg postgres://postgres@127.0.0.1:5432]
+"""
+
+import argparse
+import csv
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DB_NAME = "portal_bench_consent"
+PURPOSES = ["marketing-email", "share-identity-health", "analytics"]
+TARGET_EVENTS_PER_S = 10_000
+TARGET_PEAK_MB = 300
+TARGET_P95_MS = 20
+
+
+def _environment(pg: str) -> dict:
+    from cryptography.fernet import Fernet
+
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": f"{pg}/{DB_NAME}",
+        "SECRET_KEY": "bench-" + Fernet.generate_key().decode(),
+        "FERNET_KEYS": Fernet.generate_key().decode(),
+        "BLIND_INDEX_KEY": Fernet.generate_key().decode(),
+        "CELERY_BROKER_URL": "memory://",
+        "SECURE_SSL_REDIRECT": "false",
+        "CONN_MAX_AGE": "0",
+    })
+    return env
+
+
+def _recreate_database(pg: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{pg}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def _write_csv(path: Path, rows: int, subjects: int) -> None:
+    rng = random.Random(560)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    states = ["given"] * 6 + ["refused", "withdrawn", "given", "expired"]
+    methods = ["web_form", "mobile_app", "api", "verbal", "paper"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["subject_id", "purpose", "state", "event_time", "method", "policy_version", "actor",
+                      "expires_at", "evidence"])
+        for i in range(rows):
+            subject = f"cust-{rng.randrange(subjects):08d}"
+            at = start + timedelta(seconds=i * 17 + rng.randrange(17))
+            state = rng.choice(states)
+            expires = (at + timedelta(days=365)).isoformat() if state == "given" and i % 3 == 0 else ""
+            out.writerow([subject, rng.choice(PURPOSES), state, at.isoformat(), rng.choice(methods), 1,
+                          "subject", expires, f"ui-text-{i % 40}"])
+
+
+def _baseline_copy(pg: str, path: Path) -> float:
+    """COPY the same CSV, plaintext, into a bare table; return rows per second."""
+    import psycopg
+
+    with psycopg.connect(f"{pg}/{DB_NAME}") as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_plain_consent")
+        conn.execute("CREATE TABLE bench_plain_consent (subject_id text, purpose text, state text, "
+                     "event_time timestamptz, method text, policy_version int, actor text, "
+                     "expires_at timestamptz, evidence text)")
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur, open(path, "rb") as fh:
+            with cur.copy("COPY bench_plain_consent FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    copy.write(chunk)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        count = conn.execute("SELECT count(*) FROM bench_plain_consent").fetchone()[0]
+    return count / elapsed
+
+
+def _setup_django(env: dict) -> None:
+    os.environ.update(env)
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+
+
+def _p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[94] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--subjects", type=int, default=200_000)
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    args = parser.parse_args()
+
+    env = _environment(args.pg)
+    _recreate_database(args.pg)
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+    _setup_django(env)
+
+    from datetime import date
+
+    from consent import services
+    from consent.models import ConsentEvent, LegalBasis, Purpose
+    from portal.accounts.models import Operator, Sector
+
+    operator = Operator.objects.create(slug="bench", name="PT Bench", sector=Sector.ECOMMERCE,
+                                       contact_email="bench@bench.example")
+    version = services.create_policy_version(operator=operator, actor=None, data={
+        "title": "Kebijakan Privasi", "text_id": "Teks.", "text_en": "Text.",
+        "effective_date": date(2025, 1, 1), "change_summary": ""})
+    for code in PURPOSES:
+        Purpose.objects.create(version=version, code=code, description=code, legal_basis=LegalBasis.CONSENT,
+                               data_categories="name", retention="1 year")
+    services.publish_version(version=version, actor=None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "consents.csv"
+        print(f"Writing {args.rows:,} rows ({args.subjects:,} subjects) to a CSV file ...", flush=True)
+        _write_csv(path, args.rows, args.subjects)
+        size_mb = path.stat().st_size / 1e6
+
+        baseline = _baseline_copy(args.pg, path)
+
+        started = time.perf_counter()
+        subprocess.run([*manage, "import_consents", str(path), "--operator", "bench", "--no-progress"],
+                       env=env, check=True)
+        elapsed = time.perf_counter() - started
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+        # Importing the same file again must be recognised (and be quick).
+        again = time.perf_counter()
+        subprocess.run([*manage, "import_consents", str(path), "--operator", "bench", "--no-progress"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        again = time.perf_counter() - again
+
+    imported = ConsentEvent.objects.filter(operator=operator).count()
+    rate = imported / elapsed
+
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE consent_consentevent")
+    rng = random.Random(27560)
+    lookup, current = [], []
+    for _ in range(300):
+        subject = f"cust-{rng.randrange(args.subjects):08d}"
+        index = services.subject_index(subject)
+        t = time.perf_counter()
+        list(ConsentEvent.objects.for_operator(operator).for_subject(index).order_by("-event_at", "-seq"))
+        lookup.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        services.current_states(operator=operator, subject_identifier=subject)
+        current.append(time.perf_counter() - t)
+
+    verify_started = time.perf_counter()
+    breaks = list(services.verify_ledger(operator=operator))
+    verify_s = time.perf_counter() - verify_started
+
+    def verdict(ok: bool) -> str:
+        return "OK" if ok else "MISSED"
+
+    print()
+    print(f"CSV: {args.rows:,} rows, {size_mb:.0f} MB; PostgreSQL {connection.pg_version // 10000}")
+    print(f"baseline  COPY plaintext into a bare table : {baseline:>10,.0f} rows/s")
+    print(f"import    manage.py import_consents        : {rate:>10,.0f} events/s  ({imported:,} events in "
+          f"{elapsed:.1f} s, {rate / baseline:.1%} of baseline)  target >= {TARGET_EVENTS_PER_S:,}: "
+          f"{verdict(rate >= TARGET_EVENTS_PER_S)}")
+    print(f"import    peak memory (max RSS)            : {peak_mb:>10,.0f} MB  target < {TARGET_PEAK_MB}: "
+          f"{verdict(peak_mb < TARGET_PEAK_MB)}")
+    print(f"re-import of the same file                 : recognised in {again:.1f} s, events still {imported:,}")
+    print(f"subject lookup (all events)     p95        : {_p95(lookup):>10.2f} ms  target < {TARGET_P95_MS}: "
+          f"{verdict(_p95(lookup) < TARGET_P95_MS)}")
+    print(f"current state per purpose       p95        : {_p95(current):>10.2f} ms  target < {TARGET_P95_MS}: "
+          f"{verdict(_p95(current) < TARGET_P95_MS)}")
+    print(f"verify_ledger over the chain               : {verify_s:>10.1f} s, {'intact' if not breaks else breaks}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
