@@ -95,16 +95,6 @@ class FactsForm(forms.Form):
                 raise ValidationError(_("The onset date cannot be before December 2019."))
         return onset
 
-    def clean(self):
-        data = super().clean()
-        if data.get("symptoms") and not data.get("onset_date") and "onset_date" not in self.errors:
-            self.add_error("onset_date", _("Give the date the symptoms began."))
-        if not data.get("symptoms") and data.get("sari"):
-            self.add_error(
-                "sari", _("Severe acute respiratory illness needs its symptoms ticked (fever, cough).")
-            )
-        return data
-
 
 class PlaceForm(FactsForm):
     """Facts plus where and who, in codes: province, regency, age band, sex."""
@@ -129,7 +119,14 @@ class PlaceForm(FactsForm):
         return code
 
     def clean(self):
+        # Checked here, not in FactsForm: the live classification works on partial facts.
         data = super().clean()
+        if data.get("symptoms") and not data.get("onset_date") and "onset_date" not in self.errors:
+            self.add_error("onset_date", _("Give the date the symptoms began."))
+        if not data.get("symptoms") and data.get("sari"):
+            self.add_error(
+                "sari", _("Severe acute respiratory illness needs its symptoms ticked (fever, cough).")
+            )
         code, province = data.get("regency_code"), data.get("province")
         if code and province:
             expected = PROVINCE_PREFIX.get(province)
