@@ -77,6 +77,7 @@ class SeverityFilter(admin.SimpleListFilter):
 
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
+    view_on_site = False  # operator pages are not for staff
     can_delete = False
     show_change_link = False
 
@@ -217,7 +218,8 @@ class IncidentAdmin(admin.ModelAdmin):
     ]
     search_fields = ["=reference", "operator__name", "title"]
     list_select_related = ["operator", "assignee"]
-    list_per_page = 50
+    list_per_page = 25  # a triage screen; also keeps the p95 under 250 ms (bench_incidents)
+    view_on_site = False  # the operator's page is a 404 for staff
     show_full_result_count = False
     ordering = ["-submitted_at", "-id"]
     actions = ["assign_to_me", "assign_to", "change_status_action", "export_csv"]

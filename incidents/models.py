@@ -369,7 +369,7 @@ class StatusChange(models.Model):
 
 class CommentQuerySet(models.QuerySet):
     def visible_to_operator(self) -> "CommentQuerySet":
-        """Return the conversation without BSSN's internal notes: the only way operator code reads comments."""
+        """Return the conversation without BSSN's internal notes (how operator code reads comments)."""
         return self.filter(is_internal=False)
 
 

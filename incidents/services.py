@@ -29,16 +29,16 @@ from .evidence import check_upload
 from .models import (
     CLOSING_STATUSES,
     HIGH_SEVERITIES,
-    AppliesWhen,
+    REASON_ANSWERED,
+    REASON_REQUESTED,
     Anchor,
+    AppliesWhen,
     Comment,
     CommentKind,
     DeadlineRule,
     Evidence,
     Incident,
     IncidentReport,
-    REASON_ANSWERED,
-    REASON_REQUESTED,
     MetBy,
     Obligation,
     ReferenceCounter,
@@ -793,9 +793,7 @@ def add_bssn_comment(
             raise TransitionRefused(_("This incident has not been submitted."))
         if kind == CommentKind.REQUEST and incident.status not in REQUEST_FROM:
             raise TransitionRefused(
-                _(
-                    "Information can be requested only while the incident is submitted, in triage or in progress."
-                )
+                _("Ask for information only while the incident is submitted, in triage or in progress.")
             )
         comment = Comment.objects.create(
             incident=incident,

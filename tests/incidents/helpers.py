@@ -10,8 +10,10 @@ from incidents.models import Incident
 
 # A minimal but valid PDF and PNG (their magic numbers are what the type check reads).
 PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-PNG_BYTES = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63600001000005000"
-                          "1d50d0a2d0000000049454e44ae426082")
+PNG_BYTES = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63600001000005000"
+    "1d50d0a2d0000000049454e44ae426082"
+)
 ELF_BYTES = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 
 
@@ -70,7 +72,9 @@ def form_data(**overrides) -> dict:
         if value is None:
             posted[key] = ""
         elif hasattr(value, "astimezone"):
-            posted[key] = timezone.localtime(value, timezone.get_fixed_timezone(7 * 60)).strftime("%Y-%m-%dT%H:%M")
+            posted[key] = timezone.localtime(value, timezone.get_fixed_timezone(7 * 60)).strftime(
+                "%Y-%m-%dT%H:%M"
+            )
         elif isinstance(value, bool):
             if value:
                 posted[key] = "on"

@@ -39,14 +39,22 @@ def test_the_changelist_shows_reported_incidents_not_drafts(analyst_client, oper
     assert analyst_client.get(_change_url(draft)).status_code in (302, 404)
 
 
-def test_the_changelist_filters_and_searches(analyst_client, analyst, operator, reporter, iiv_operator, iiv_reporter):
+def test_the_changelist_filters_and_searches(
+    analyst_client, analyst, operator, reporter, iiv_operator, iiv_reporter
+):
     fintech = make_operator("pay", sector=Sector.FINTECH_PAYMENT)
     pay_reporter = make_member(fintech, Role.REPORTER)
     with time_machine.travel(timezone.now() - timedelta(days=40)):
         old = file_incident(operator, reporter, category="phishing", severity="low")  # final report overdue
     iiv = file_incident(iiv_operator, iiv_reporter, category="ddos")
-    personal = file_incident(fintech, pay_reporter, personal_data_involved=True,
-                             personal_data_categories=["contact"], data_subjects_count=9, severity="critical")
+    personal = file_incident(
+        fintech,
+        pay_reporter,
+        personal_data_involved=True,
+        personal_data_categories=["contact"],
+        data_subjects_count=9,
+        severity="critical",
+    )
     services.assign(incident=iiv, actor=analyst, assignee=analyst)
     services.update_assessment(incident=old, actor=analyst, data={"bssn_severity": "critical"})
     url = reverse(CHANGELIST)
@@ -77,8 +85,13 @@ def test_the_changelist_query_count_does_not_grow_with_rows(analyst_client, oper
     with CaptureQueriesContext(connection) as one:
         analyst_client.get(url)
     for i in range(15):
-        file_incident(operator, reporter, personal_data_involved=True, personal_data_categories=["contact"],
-                      data_subjects_count=i)
+        file_incident(
+            operator,
+            reporter,
+            personal_data_involved=True,
+            personal_data_categories=["contact"],
+            data_subjects_count=i,
+        )
     with CaptureQueriesContext(connection) as many:
         response = analyst_client.get(url)
     assert len(_refs(response)) == 16
@@ -91,13 +104,22 @@ def test_the_change_page_shows_the_whole_case(analyst_client, analyst, operator,
     services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.NOTE, body="Call the CISO")
     services.add_operator_comment(incident=incident, actor=reporter, body="Any news?")
     text = analyst_client.get(_change_url(incident)).content.decode()
-    for expected in ("firewall.pdf", "Call the CISO", "Any news?", "Final report", incident.title,
-                     "incident-internal", 'id="incident-message"', 'id="incident-transition"'):
+    for expected in (
+        "firewall.pdf",
+        "Call the CISO",
+        "Any news?",
+        "Final report",
+        incident.title,
+        "incident-internal",
+        'id="incident-message"',
+        'id="incident-transition"',
+    ):
         assert expected in text, expected
 
 
-def test_the_analyst_asks_for_information_from_the_change_page(analyst_client, operator, reporter, mailoutbox,
-                                                               django_capture_on_commit_callbacks):
+def test_the_analyst_asks_for_information_from_the_change_page(
+    analyst_client, operator, reporter, mailoutbox, django_capture_on_commit_callbacks
+):
     incident = file_incident(operator, reporter)
     url = reverse("admin:incidents_incident_message", args=[incident.pk])
     with django_capture_on_commit_callbacks(execute=True):
@@ -119,16 +141,18 @@ def test_only_a_supervisor_closes_from_the_change_page(analyst_client, superviso
     assert Incident.objects.get(pk=incident.pk).status == Status.CLOSED
 
 
-def test_the_change_status_action_applies_with_a_reason_and_reports_refusals(supervisor_client, operator,
-                                                                             reporter, supervisor):
+def test_the_change_status_action_applies_with_a_reason_and_reports_refusals(
+    supervisor_client, operator, reporter, supervisor
+):
     one, two = file_incident(operator, reporter), file_incident(operator, reporter)
     services.change_status(incident=two, actor=supervisor, to_status=Status.CLOSED, reason="Done")
     url = reverse(CHANGELIST)
     data = {"action": "change_status_action", "_selected_action": [one.pk, two.pk]}
     form_page = supervisor_client.post(url, data)
     assert form_page.status_code == 200 and "reason" in form_page.content.decode()
-    response = supervisor_client.post(url, data | {"apply": "1", "to_status": "in_progress", "reason": "Working"},
-                                      follow=True)
+    response = supervisor_client.post(
+        url, data | {"apply": "1", "to_status": "in_progress", "reason": "Working"}, follow=True
+    )
     assert Incident.objects.get(pk=one.pk).status == Status.IN_PROGRESS
     assert Incident.objects.get(pk=two.pk).status == Status.CLOSED  # closed → in progress is not a transition
     assert any(two.reference in str(m) for m in response.context["messages"])
@@ -139,8 +163,10 @@ def test_the_assign_actions(analyst_client, analyst, supervisor, operator, repor
     url = reverse(CHANGELIST)
     analyst_client.post(url, {"action": "assign_to_me", "_selected_action": [incident.pk]})
     assert Incident.objects.get(pk=incident.pk).assignee == analyst
-    analyst_client.post(url, {"action": "assign_to", "_selected_action": [incident.pk], "apply": "1",
-                              "assignee": supervisor.pk})
+    analyst_client.post(
+        url,
+        {"action": "assign_to", "_selected_action": [incident.pk], "apply": "1", "assignee": supervisor.pk},
+    )
     assert Incident.objects.get(pk=incident.pk).assignee == supervisor
     assert AuditEvent.objects.filter(action="incident.assign").count() == 2
 
@@ -148,7 +174,9 @@ def test_the_assign_actions(analyst_client, analyst, supervisor, operator, repor
 def test_the_csv_export_holds_the_selection(analyst_client, analyst, operator, reporter):
     incident = file_incident(operator, reporter, title="=HYPERLINK(evil)")
     services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.NOTE, body="secret note")
-    response = analyst_client.post(reverse(CHANGELIST), {"action": "export_csv", "_selected_action": [incident.pk]})
+    response = analyst_client.post(
+        reverse(CHANGELIST), {"action": "export_csv", "_selected_action": [incident.pk]}
+    )
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [r["reference"] for r in rows] == [incident.reference]
     assert rows[0]["title"].startswith("'=")  # no formula injection into spreadsheets
@@ -170,7 +198,9 @@ def test_a_supervisor_waives_a_deadline_with_a_reason(supervisor_client, analyst
 def test_bssn_downloads_evidence_through_an_audited_view(analyst_client, analyst, operator, reporter):
     incident = file_incident(operator, reporter)
     evidence = services.add_evidence(incident=incident, actor=reporter, upload=pdf_upload())
-    response = analyst_client.get(reverse("admin:incidents_incident_evidence", args=[incident.pk, evidence.pk]))
+    response = analyst_client.get(
+        reverse("admin:incidents_incident_evidence", args=[incident.pk, evidence.pk])
+    )
     assert response.status_code == 200
     assert AuditEvent.objects.get(action="incident.evidence_download").actor == analyst
 
@@ -192,8 +222,16 @@ def test_the_compliance_page_counts_deadlines(analyst_client, operator, reporter
 def test_deadline_rules_are_edited_by_supervisors_only(analyst_client, supervisor_client):
     rule = DeadlineRule.objects.get(code="final-report")
     url = reverse("admin:incidents_deadlinerule_change", args=[rule.pk])
-    data = {"name": rule.name, "applies_when": rule.applies_when, "anchor": rule.anchor, "period_hours": 14 * 24,
-            "met_by": rule.met_by, "remind_before_hours": 48, "source": rule.source, "is_active": "on"}
+    data = {
+        "name": rule.name,
+        "applies_when": rule.applies_when,
+        "anchor": rule.anchor,
+        "period_hours": 14 * 24,
+        "met_by": rule.met_by,
+        "remind_before_hours": 48,
+        "source": rule.source,
+        "is_active": "on",
+    }
     analyst_client.post(url, data)
     assert DeadlineRule.objects.get(pk=rule.pk).period_hours == 30 * 24
     response = supervisor_client.post(url, data)

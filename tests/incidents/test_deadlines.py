@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-PERSONAL = {"personal_data_involved": True, "personal_data_categories": ["contact"], "data_subjects_count": 300}
+PERSONAL = {
+    "personal_data_involved": True,
+    "personal_data_categories": ["contact"],
+    "data_subjects_count": 300,
+}
 
 
 def _beat(at, capture):
@@ -33,7 +37,10 @@ def test_personal_data_gets_a_72_hour_obligation_from_aware_at(operator, reporte
     # Every incident also owes a final report, counted from the initial report.
     final = incident.obligations.get(rule__code="final-report")
     assert final.due_at == incident.submitted_at + timedelta(days=30)
-    assert set(incident.obligations.values_list("rule__code", flat=True)) == {"pdp-failure-notice", "final-report"}
+    assert set(incident.obligations.values_list("rule__code", flat=True)) == {
+        "pdp-failure-notice",
+        "final-report",
+    }
 
 
 def test_an_iiv_organisation_gets_a_24_hour_obligation_met_by_the_initial_report(iiv_operator, iiv_reporter):
@@ -62,7 +69,9 @@ def test_a_corrected_draft_drops_obligations_that_no_longer_apply(operator, repo
 def test_the_final_report_period_is_data_a_supervisor_can_change(operator, reporter):
     DeadlineRule.objects.filter(code="final-report").update(period_hours=14 * 24)
     incident = file_incident(operator, reporter)
-    assert incident.obligations.get(rule__code="final-report").due_at == incident.submitted_at + timedelta(days=14)
+    assert incident.obligations.get(rule__code="final-report").due_at == incident.submitted_at + timedelta(
+        days=14
+    )
 
 
 def test_reminders_fire_once_each_even_when_the_beat_is_late_or_doubled(
@@ -120,7 +129,11 @@ def test_met_and_waived_obligations_get_no_reminders(
     assert _beat(T0 + 40 * 24 * HOUR, django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 0}
     assert mailoutbox == []
     final.refresh_from_db()
-    assert (final.waived_by, final.waiver_reason, final.state()) == (supervisor, "Handled by the regulator", "waived")
+    assert (final.waived_by, final.waiver_reason, final.state()) == (
+        supervisor,
+        "Handled by the regulator",
+        "waived",
+    )
 
 
 def test_only_a_supervisor_waives_and_only_with_a_reason(operator, reporter, analyst, supervisor):
@@ -136,8 +149,13 @@ def test_only_a_supervisor_waives_and_only_with_a_reason(operator, reporter, ana
 def test_the_final_report_meets_the_final_report_obligation(operator, reporter):
     incident = file_incident(operator, reporter)
     data = {f: getattr(incident, f) for f in services.OPERATOR_FIELDS}
-    report = services.save_report_draft(incident=incident, actor=reporter, kind=ReportKind.FINAL, data=data,
-                                        summary="Root cause: a phished VPN password")
+    report = services.save_report_draft(
+        incident=incident,
+        actor=reporter,
+        kind=ReportKind.FINAL,
+        data=data,
+        summary="Root cause: a phished VPN password",
+    )
     services.submit_report(report=report, actor=reporter)
     assert incident.obligations.get(rule__code="final-report").state() == "met_on_time"
 

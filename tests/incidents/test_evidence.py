@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _upload_url(incident):
-    return reverse("incidents:evidence_upload",
-                   kwargs={"operator_slug": incident.operator.slug, "reference": incident.reference})
+    return reverse(
+        "incidents:evidence_upload",
+        kwargs={"operator_slug": incident.operator.slug, "reference": incident.reference},
+    )
 
 
 def _messages(response) -> list[str]:
@@ -30,8 +32,11 @@ def test_an_upload_is_checked_hashed_and_stored_outside_the_public_roots(client_
     assert response.status_code == 302
     evidence = Evidence.objects.get()
     assert evidence.sha256 == hashlib.sha256(PDF_BYTES).hexdigest()
-    assert (evidence.content_type, evidence.size, evidence.original_name) == ("application/pdf", len(PDF_BYTES),
-                                                                             "firewall.pdf")
+    assert (evidence.content_type, evidence.size, evidence.original_name) == (
+        "application/pdf",
+        len(PDF_BYTES),
+        "firewall.pdf",
+    )
     stored = Path(evidence.file.path).resolve()
     assert stored.is_relative_to(Path(settings.PRIVATE_STORAGE_ROOT).resolve())
     for public in (settings.MEDIA_ROOT, settings.STATIC_ROOT):
@@ -68,13 +73,16 @@ def test_content_that_does_not_match_its_name_is_refused(client_for, reporter, o
     assert not Evidence.objects.exists()
 
 
-@pytest.mark.parametrize(("name", "data", "accepted"), [
-    ("capture.png", PNG_BYTES, True),
-    ("auth.log", b"Jan 1 02:00 sshd: Failed password for root\n", True),
-    ("binary.log", b"\x00\x01\x02binary", False),
-    ("script.sh", b"#!/bin/sh\nrm -rf /\n", False),
-    ("page.html", b"<html><script>alert(1)</script></html>", False),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "accepted"),
+    [
+        ("capture.png", PNG_BYTES, True),
+        ("auth.log", b"Jan 1 02:00 sshd: Failed password for root\n", True),
+        ("binary.log", b"\x00\x01\x02binary", False),
+        ("script.sh", b"#!/bin/sh\nrm -rf /\n", False),
+        ("page.html", b"<html><script>alert(1)</script></html>", False),
+    ],
+)
 def test_the_allow_list_judges_content(client_for, reporter, operator, name, data, accepted):
     incident = file_incident(operator, reporter)
     client_for(reporter).post(_upload_url(incident), {"file": SimpleUploadedFile(name, data)})

@@ -22,8 +22,10 @@ def _operator_pages(incident) -> list[str]:
         reverse("incidents:export_json", kwargs={"operator_slug": slug, "reference": ref}),
         reverse("incidents:report_edit", kwargs={"operator_slug": slug, "reference": ref}),
         reverse("incidents:report_detail", kwargs={"operator_slug": slug, "reference": ref, "number": 1}),
-        reverse("incidents:evidence_download",
-                kwargs={"operator_slug": slug, "reference": ref, "evidence_id": incident.evidence.get().pk}),
+        reverse(
+            "incidents:evidence_download",
+            kwargs={"operator_slug": slug, "reference": ref, "evidence_id": incident.evidence.get().pk},
+        ),
     ]
 
 
@@ -33,17 +35,38 @@ def _body(response) -> str:
     return response.content.decode()
 
 
-def test_internal_notes_never_reach_an_operator(client_for, op_admin, reporter, viewer, operator, analyst,
-                                                supervisor, mailoutbox, django_capture_on_commit_callbacks):
+def test_internal_notes_never_reach_an_operator(
+    client_for,
+    op_admin,
+    reporter,
+    viewer,
+    operator,
+    analyst,
+    supervisor,
+    mailoutbox,
+    django_capture_on_commit_callbacks,
+):
     with django_capture_on_commit_callbacks(execute=True):
-        incident = file_incident(operator, reporter, severity="critical", personal_data_involved=True,
-                                 personal_data_categories=["identity"], data_subjects_count=10)
+        incident = file_incident(
+            operator,
+            reporter,
+            severity="critical",
+            personal_data_involved=True,
+            personal_data_categories=["identity"],
+            data_subjects_count=10,
+        )
         services.add_evidence(incident=incident, actor=reporter, upload=pdf_upload())
         services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.NOTE, body=NOTE)
-        services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.COMMENT, body="We are on it")
-        services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.REQUEST, body="Send logs")
+        services.add_bssn_comment(
+            incident=incident, actor=analyst, kind=CommentKind.COMMENT, body="We are on it"
+        )
+        services.add_bssn_comment(
+            incident=incident, actor=analyst, kind=CommentKind.REQUEST, body="Send logs"
+        )
         services.add_operator_comment(incident=incident, actor=reporter, body="Logs attached")
-        services.change_status(incident=incident, actor=supervisor, to_status=Status.CLOSED, reason="Contained")
+        services.change_status(
+            incident=incident, actor=supervisor, to_status=Status.CLOSED, reason="Contained"
+        )
     assert incident.comments.filter(is_internal=True).count() == 1
 
     for user in (op_admin, reporter, viewer):
@@ -69,8 +92,9 @@ def test_internal_notes_never_reach_an_operator(client_for, op_admin, reporter, 
         assert "INTERNAL-7f3a" not in alert.body
 
 
-def test_an_internal_note_sends_nothing_and_changes_no_status(operator, reporter, analyst, mailoutbox,
-                                                              django_capture_on_commit_callbacks):
+def test_an_internal_note_sends_nothing_and_changes_no_status(
+    operator, reporter, analyst, mailoutbox, django_capture_on_commit_callbacks
+):
     incident = file_incident(operator, reporter)
     with django_capture_on_commit_callbacks(execute=True):
         services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.NOTE, body=NOTE)

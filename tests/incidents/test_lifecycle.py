@@ -41,9 +41,15 @@ def test_the_full_lifecycle_is_guarded_by_role(operator, reporter, analyst, supe
     services.change_status(incident=incident, actor=supervisor, to_status=Status.TRIAGE, reason="New facts")
     assert incident.closed_at is None
     assert _history(incident) == [
-        ("", "draft"), ("draft", "submitted"), ("submitted", "triage"), ("triage", "awaiting_operator"),
-        ("awaiting_operator", "triage"), ("triage", "in_progress"), ("in_progress", "resolved"),
-        ("resolved", "closed"), ("closed", "triage"),
+        ("", "draft"),
+        ("draft", "submitted"),
+        ("submitted", "triage"),
+        ("triage", "awaiting_operator"),
+        ("awaiting_operator", "triage"),
+        ("triage", "in_progress"),
+        ("in_progress", "resolved"),
+        ("resolved", "closed"),
+        ("closed", "triage"),
     ]
     step = incident.status_changes.get(to_status=Status.CLOSED)
     assert (step.actor, step.by_bssn, step.reason) == (supervisor, True, "Done")
@@ -72,8 +78,9 @@ def test_a_duplicate_links_to_its_original(operator, reporter, supervisor):
     incident = file_incident(operator, reporter)
     with pytest.raises(ValidationError):
         services.change_status(incident=incident, actor=supervisor, to_status=Status.DUPLICATE, reason="Same")
-    services.change_status(incident=incident, actor=supervisor, to_status=Status.DUPLICATE, reason="Same",
-                           duplicate_of=original)
+    services.change_status(
+        incident=incident, actor=supervisor, to_status=Status.DUPLICATE, reason="Same", duplicate_of=original
+    )
     assert Incident.objects.get(pk=incident.pk).duplicate_of == original
 
 
@@ -92,7 +99,9 @@ def test_a_viewer_cannot_file_or_submit(operator, reporter, viewer):
 
 def test_information_can_be_requested_only_from_an_open_incident(operator, reporter, analyst, supervisor):
     incident = file_incident(operator, reporter)
-    services.change_status(incident=incident, actor=supervisor, to_status=Status.REJECTED, reason="Out of scope")
+    services.change_status(
+        incident=incident, actor=supervisor, to_status=Status.REJECTED, reason="Out of scope"
+    )
     with pytest.raises(ValidationError):
         services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.REQUEST, body="More?")
     assert incident.comments.count() == 0
@@ -101,11 +110,17 @@ def test_information_can_be_requested_only_from_an_open_incident(operator, repor
 def test_updates_and_the_final_report_are_immutable_versions(operator, reporter):
     incident = file_incident(operator, reporter)
     data = {f: getattr(incident, f) for f in services.OPERATOR_FIELDS} | {"users_affected": 5000}
-    draft = services.save_report_draft(incident=incident, actor=reporter, kind=ReportKind.UPDATE, data=data,
-                                       summary="More users")
+    draft = services.save_report_draft(
+        incident=incident, actor=reporter, kind=ReportKind.UPDATE, data=data, summary="More users"
+    )
     # A draft can be edited until it is submitted.
-    draft = services.save_report_draft(incident=incident, actor=reporter, kind=ReportKind.UPDATE,
-                                       data=data | {"users_affected": 6000}, summary="Even more users")
+    draft = services.save_report_draft(
+        incident=incident,
+        actor=reporter,
+        kind=ReportKind.UPDATE,
+        data=data | {"users_affected": 6000},
+        summary="Even more users",
+    )
     services.submit_report(report=draft, actor=reporter)
     incident.refresh_from_db()
     assert incident.users_affected == 6000
@@ -118,8 +133,9 @@ def test_updates_and_the_final_report_are_immutable_versions(operator, reporter)
     with pytest.raises(ValidationError):
         services.submit_report(report=update, actor=reporter)
 
-    final = services.save_report_draft(incident=incident, actor=reporter, kind=ReportKind.FINAL, data=data,
-                                       summary="Root cause found")
+    final = services.save_report_draft(
+        incident=incident, actor=reporter, kind=ReportKind.FINAL, data=data, summary="Root cause found"
+    )
     services.submit_report(report=final, actor=reporter)
     with pytest.raises(ValidationError):
         services.save_report_draft(incident=incident, actor=reporter, kind=ReportKind.FINAL, data=data)

@@ -36,8 +36,12 @@ def test_a_reporter_saves_a_draft_then_submits_it(client_for, reporter, operator
 def test_times_are_read_in_the_organisations_zone(client_for, reporter, operator):
     operator.timezone = "Asia/Jayapura"  # WIT, UTC+9
     operator.save()
-    data = form_data() | {"aware_at": "2026-01-05T09:00", "occurred_at": "2026-01-05T08:00",
-                          "detected_at": "2026-01-05T08:30", "action": "save"}
+    data = form_data() | {
+        "aware_at": "2026-01-05T09:00",
+        "occurred_at": "2026-01-05T08:00",
+        "detected_at": "2026-01-05T08:30",
+        "action": "save",
+    }
     client_for(reporter).post(_url("create", operator=operator), data)
     assert Incident.objects.get().aware_at.isoformat() == "2026-01-05T00:00:00+00:00"
 
@@ -46,7 +50,10 @@ def test_a_missing_required_field_is_named_and_nothing_is_saved(client_for, repo
     data = form_data(title="") | {"action": "save"}
     response = client_for(reporter).post(_url("create", operator=operator), data)
     assert response.status_code == 200
-    assert "Nothing was saved" in response.content.decode() or "Tidak ada yang disimpan" in response.content.decode()
+    assert (
+        "Nothing was saved" in response.content.decode()
+        or "Tidak ada yang disimpan" in response.content.decode()
+    )
     assert response.context["form"].errors["title"]
     assert not Incident.objects.exists()
 
@@ -61,8 +68,9 @@ def test_submitting_without_what_a_report_needs_is_refused_and_saves_nothing(cli
 
 def test_aware_at_in_the_future_is_refused(client_for, reporter, operator):
     future = timezone.localtime(timezone.now() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
-    response = client_for(reporter).post(_url("create", operator=operator),
-                                         form_data() | {"aware_at": future, "action": "save"})
+    response = client_for(reporter).post(
+        _url("create", operator=operator), form_data() | {"aware_at": future, "action": "save"}
+    )
     assert response.status_code == 200
     assert "future" in str(response.context["form"].errors["aware_at"]) or "masa depan" in str(
         response.context["form"].errors["aware_at"]
@@ -80,7 +88,9 @@ def test_submitting_an_incomplete_draft_from_its_page_names_what_is_missing(clie
 
 def test_a_submitted_incident_is_not_edited_in_place(client_for, reporter, operator):
     incident = file_incident(operator, reporter)
-    response = client_for(reporter).post(_url("edit", incident), form_data(title="Changed") | {"action": "save"})
+    response = client_for(reporter).post(
+        _url("edit", incident), form_data(title="Changed") | {"action": "save"}
+    )
     assert response.status_code == 302
     assert Incident.objects.get(pk=incident.pk).title != "Changed"
 
@@ -125,8 +135,13 @@ def test_the_list_query_count_does_not_grow_with_rows(client_for, reporter, oper
     with CaptureQueriesContext(connection) as one_row:
         client.get(_url("list", operator=operator))
     for _ in range(10):
-        file_incident(operator, reporter, personal_data_involved=True, personal_data_categories=["contact"],
-                      data_subjects_count=3)
+        file_incident(
+            operator,
+            reporter,
+            personal_data_involved=True,
+            personal_data_categories=["contact"],
+            data_subjects_count=3,
+        )
     with CaptureQueriesContext(connection) as many_rows:
         client.get(_url("list", operator=operator))
     assert len(many_rows.captured_queries) == len(one_row.captured_queries)
@@ -154,12 +169,19 @@ def test_answering_a_request_moves_the_incident_back_to_bssn(client_for, reporte
 
 
 def test_an_operator_confirms_the_personal_data_notice(client_for, reporter, operator):
-    incident = file_incident(operator, reporter, personal_data_involved=True, personal_data_categories=["contact"],
-                             data_subjects_count=10)
+    incident = file_incident(
+        operator,
+        reporter,
+        personal_data_involved=True,
+        personal_data_categories=["contact"],
+        data_subjects_count=10,
+    )
     obligation = incident.obligations.get(rule__code="pdp-failure-notice")
     given = timezone.localtime(timezone.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
-    client_for(reporter).post(_url("obligation_confirm", incident, obligation_id=obligation.pk),
-                              {"given_at": given, "note": "E-mail to all users"})
+    client_for(reporter).post(
+        _url("obligation_confirm", incident, obligation_id=obligation.pk),
+        {"given_at": given, "note": "E-mail to all users"},
+    )
     obligation.refresh_from_db()
     assert obligation.met_at and obligation.met_note == "E-mail to all users"
 

@@ -31,8 +31,9 @@ def test_a_rolled_back_filing_does_not_hand_its_number_out_twice(operator, repor
 
 def test_the_database_refuses_a_duplicate_reference(operator, reporter):
     incident = file_incident(operator, reporter, submit=False)
-    clone = Incident(operator=operator, created_by=reporter, reference=incident.reference, title="x",
-                     category="other")
+    clone = Incident(
+        operator=operator, created_by=reporter, reference=incident.reference, title="x", category="other"
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         clone.save()
 

@@ -13,8 +13,13 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def victim_incident(operator, reporter):
-    incident = file_incident(operator, reporter, personal_data_involved=True, personal_data_categories=["contact"],
-                             data_subjects_count=5)
+    incident = file_incident(
+        operator,
+        reporter,
+        personal_data_involved=True,
+        personal_data_categories=["contact"],
+        data_subjects_count=5,
+    )
     services.add_evidence(incident=incident, actor=reporter, upload=pdf_upload())
     return incident
 
@@ -50,36 +55,55 @@ def _payload(url):
 
 
 @pytest.mark.parametrize("own_slug", [False, True], ids=["victim-slug", "own-slug"])
-def test_every_incident_url_is_a_404_for_another_organisation(client_for, other_reporter, other_operator,
-                                                             victim_incident, own_slug):
+def test_every_incident_url_is_a_404_for_another_organisation(
+    client_for, other_reporter, other_operator, victim_incident, own_slug
+):
     slug = other_operator.slug if own_slug else victim_incident.operator.slug
     client = client_for(other_reporter)
-    counts = (Incident.objects.count(), IncidentReport.objects.count(), Comment.objects.count(),
-              Evidence.objects.count(), Obligation.objects.filter(met_at__isnull=False).count())
+    counts = (
+        Incident.objects.count(),
+        IncidentReport.objects.count(),
+        Comment.objects.count(),
+        Evidence.objects.count(),
+        Obligation.objects.filter(met_at__isnull=False).count(),
+    )
     for method, url in _every_url(victim_incident, slug):
         response = client.get(url) if method == "get" else client.post(url, _payload(url))
         assert response.status_code == 404, (method, url, response.status_code)
         assert victim_incident.title not in response.content.decode()
-    assert counts == (Incident.objects.count(), IncidentReport.objects.count(), Comment.objects.count(),
-                      Evidence.objects.count(), Obligation.objects.filter(met_at__isnull=False).count())
+    assert counts == (
+        Incident.objects.count(),
+        IncidentReport.objects.count(),
+        Comment.objects.count(),
+        Evidence.objects.count(),
+        Obligation.objects.filter(met_at__isnull=False).count(),
+    )
     assert Incident.objects.get(pk=victim_incident.pk).title != "Hijacked"
 
 
 def test_an_unknown_reference_and_a_foreign_one_look_the_same(client_for, other_reporter, victim_incident):
     client = client_for(other_reporter)
     slug = victim_incident.operator.slug
-    foreign = client.get(reverse("incidents:detail", kwargs={"operator_slug": slug,
-                                                             "reference": victim_incident.reference}))
-    unknown = client.get(reverse("incidents:detail", kwargs={"operator_slug": slug, "reference": "INS-2000-999999"}))
+    foreign = client.get(
+        reverse("incidents:detail", kwargs={"operator_slug": slug, "reference": victim_incident.reference})
+    )
+    unknown = client.get(
+        reverse("incidents:detail", kwargs={"operator_slug": slug, "reference": "INS-2000-999999"})
+    )
     assert foreign.status_code == unknown.status_code == 404
 
 
-def test_lists_and_exports_hold_only_the_organisations_own_incidents(client_for, other_reporter, other_operator,
-                                                                   victim_incident):
+def test_lists_and_exports_hold_only_the_organisations_own_incidents(
+    client_for, other_reporter, other_operator, victim_incident
+):
     own = file_incident(other_operator, other_reporter, title="Our own phishing")
     client = client_for(other_reporter)
-    listing = client.get(reverse("incidents:list", kwargs={"operator_slug": other_operator.slug})).content.decode()
-    export = client.get(reverse("incidents:export", kwargs={"operator_slug": other_operator.slug})).content.decode()
+    listing = client.get(
+        reverse("incidents:list", kwargs={"operator_slug": other_operator.slug})
+    ).content.decode()
+    export = client.get(
+        reverse("incidents:export", kwargs={"operator_slug": other_operator.slug})
+    ).content.decode()
     for text in (listing, export):
         assert own.reference in text
         assert victim_incident.reference not in text
