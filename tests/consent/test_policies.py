@@ -19,18 +19,29 @@ def _url(name, operator, **kwargs):
 
 def _purpose_data(code="newsletter"):
     return {
-        "code": code, "description": "Newsletter", "legal_basis": "consent",
-        "data_categories": "e-mail address", "specific_data": ["health"], "retention": "1 year",
-        "recipients": "Mail provider", "withdrawal_method": "Unsubscribe link",
+        "code": code,
+        "description": "Newsletter",
+        "legal_basis": "consent",
+        "data_categories": "e-mail address",
+        "specific_data": ["health"],
+        "retention": "1 year",
+        "recipients": "Mail provider",
+        "withdrawal_method": "Unsubscribe link",
     }
 
 
 def test_admin_creates_a_draft_adds_a_purpose_and_publishes_it(client_for, op_admin, operator):
     c = client_for(op_admin)
-    response = c.post(_url("policy_create", operator), {
-        "title": "Kebijakan Privasi", "effective_date": "2026-02-01", "text_id": "# Halo\n\nTeks.",
-        "text_en": "", "change_summary": "Awal.",
-    })
+    response = c.post(
+        _url("policy_create", operator),
+        {
+            "title": "Kebijakan Privasi",
+            "effective_date": "2026-02-01",
+            "text_id": "# Halo\n\nTeks.",
+            "text_en": "",
+            "change_summary": "Awal.",
+        },
+    )
     version = PolicyVersion.objects.get(operator=operator)
     assert response.status_code == 302 and version.status == PolicyStatus.DRAFT and version.number == 1
     c.post(_url("purpose_add", operator, version_id=version.pk), _purpose_data())
@@ -89,8 +100,14 @@ def test_a_published_version_cannot_be_changed_through_the_orm(operator):
     with pytest.raises(ImmutableError):
         purpose.delete()
     with pytest.raises(ImmutableError):
-        Purpose.objects.create(version=version, code="new", description="x", legal_basis="consent",
-                               data_categories="x", retention="x")
+        Purpose.objects.create(
+            version=version,
+            code="new",
+            description="x",
+            legal_basis="consent",
+            data_categories="x",
+            retention="x",
+        )
     fresh = PolicyVersion.objects.get(pk=version.pk)
     assert fresh.text_id != "Changed." and fresh.sha256 == fresh.compute_sha256()
 
@@ -98,11 +115,20 @@ def test_a_published_version_cannot_be_changed_through_the_orm(operator):
 def test_the_operator_ui_refuses_to_edit_a_published_version(client_for, op_admin, operator):
     version = published_version(operator)
     c = client_for(op_admin)
-    response = c.post(_url("policy_edit", operator, version_id=version.pk), {
-        "title": "Changed", "effective_date": "2026-02-01", "text_id": "Changed", "text_en": "",
-        "change_summary": "",
-    }, follow=True)
-    assert "cannot be changed" in response.content.decode() or "tidak dapat diubah" in response.content.decode()
+    response = c.post(
+        _url("policy_edit", operator, version_id=version.pk),
+        {
+            "title": "Changed",
+            "effective_date": "2026-02-01",
+            "text_id": "Changed",
+            "text_en": "",
+            "change_summary": "",
+        },
+        follow=True,
+    )
+    assert (
+        "cannot be changed" in response.content.decode() or "tidak dapat diubah" in response.content.decode()
+    )
     c.post(_url("purpose_add", operator, version_id=version.pk), _purpose_data("sneaky"))
     c.post(_url("purpose_remove", operator, version_id=version.pk), {"purpose": version.purposes.first().pk})
     fresh = PolicyVersion.objects.get(pk=version.pk)
@@ -125,10 +151,16 @@ def test_the_admin_shows_policies_read_only(staff_client, supervisor, operator):
 
 def test_a_draft_is_edited_and_the_edit_is_audited(client_for, op_admin, operator):
     version = draft_version(operator)
-    client_for(op_admin).post(_url("policy_edit", operator, version_id=version.pk), {
-        "title": "Baru", "effective_date": "2026-03-01", "text_id": "Teks baru.", "text_en": "New text.",
-        "change_summary": "Ubah.",
-    })
+    client_for(op_admin).post(
+        _url("policy_edit", operator, version_id=version.pk),
+        {
+            "title": "Baru",
+            "effective_date": "2026-03-01",
+            "text_id": "Teks baru.",
+            "text_en": "New text.",
+            "change_summary": "Ubah.",
+        },
+    )
     version.refresh_from_db()
     assert version.title == "Baru" and version.text_en == "New text."
     assert AuditEvent.objects.filter(action="consent.policy.update").exists()
@@ -163,7 +195,9 @@ def test_the_diff_shows_both_versions_side_by_side(client_for, viewer, operator)
 
 def test_markdown_is_rendered_to_sanitised_html(operator):
     version = draft_version(operator)
-    version.text_en = "**Bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    version.text_en = (
+        "**Bold** <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"
+    )
     html = version.html_for("en")
     assert "<strong>Bold</strong>" in html
     assert "<script" not in html and "javascript:" not in html and "onerror" not in html
