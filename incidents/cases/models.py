@@ -333,7 +333,7 @@ class CaseIdentity(models.Model):
 
     def shareable(self) -> dict[str, str]:
         """Return the identity fields that hold a value, as forwarded with consent or a legal basis."""
-        values = {"name": self.full_name, "phone": self.phone, "nik": self.nik, "address": self.address}
+        values = {"full_name": self.full_name, "phone": self.phone, "nik": self.nik, "address": self.address}
         return {k: v for k, v in values.items() if v}
 
 

@@ -138,12 +138,12 @@ def test_with_current_consent_the_identity_is_sent_and_recorded(
     [received] = receiver.accepted()
     assert received.verified
     data = json.loads(received.body)["data"]
-    assert data["identity"] == {"name": NAME, "phone": PHONE, "nik": NIK, "address": ADDRESS}
+    assert data["identity"] == {"full_name": NAME, "phone": PHONE, "nik": NIK, "address": ADDRESS}
     assert NOTE not in received.body.decode() and "KONS-2026-0001" not in received.body.decode()
     assert flag.identity_basis == "consent"
     for d in Disclosure.objects.filter(flag=flag):
         assert d.identity_included and d.basis == "consent"
-        assert {"identity.name", "identity.phone", "identity.nik", "identity.address"} <= set(d.fields)
+        assert {"identity.full_name", "identity.phone", "identity.nik", "identity.address"} <= set(d.fields)
 
     page = client_for(ht_reporter).get(flag.get_absolute_url()).content.decode()
     assert "identity.nik" in page

@@ -6,6 +6,7 @@ Each row: the facts, then the expected classification under WHO 2020.2 and WHO 2
 from datetime import date, timedelta
 
 import pytest
+from django.utils import translation
 
 from incidents.cases.models import CaseDefinition
 from incidents.cases.rules import Facts
@@ -266,7 +267,7 @@ def test_it_refuses_an_unusable_rule_with_a_readable_message(db, rule, message):
     from incidents.cases.models import Criterion
     from incidents.cases.rules import validate_rule
 
-    with pytest.raises(ValidationError) as info:
+    with translation.override("en"), pytest.raises(ValidationError) as info:
         validate_rule(
             rule,
             known_symptoms=Criterion.objects.filter(kind="symptom").values_list("code", flat=True),
