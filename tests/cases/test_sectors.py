@@ -82,3 +82,19 @@ def test_another_healthtech_operators_flag_is_a_404(client_for, ht_reporter, cas
         assert client.post(url, {"reason": "mistake"}).status_code == 404
     flag.refresh_from_db()
     assert flag.is_active
+
+
+def test_the_healthtech_dashboard_counts_recent_active_flags(client_for, ht_reporter, healthtech_operator):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cases_make_flag(healthtech_operator)
+    cases_make_flag(healthtech_operator, classification="suspect_c")
+    cases_make_flag(healthtech_operator, status="withdrawn")
+    cases_make_flag(healthtech_operator, created_at=timezone.now() - timedelta(days=20))
+    response = client_for(ht_reporter).get(reverse("accounts:dashboard", args=[healthtech_operator.slug]))
+    panel = dict(next(p for t, p in response.context["panels"] if t == "cases/_dashboard_panel.html")["rows"])
+    assert response.context["panels"]
+    assert sum(panel.values()) == 2
+    assert reverse("cases:flag_create", args=[healthtech_operator.slug]) in response.content.decode()
