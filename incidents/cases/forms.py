@@ -63,7 +63,11 @@ class FactsForm(forms.Form):
         help_text=_("Required when there are symptoms."),
     )
     epidemiological = forms.MultipleChoiceField(
-        label=_("Epidemiological criteria"), required=False, widget=forms.CheckboxSelectMultiple, choices=()
+        label=_("Epidemiological criteria"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=(),
+        help_text=_("In the 14 days before onset. Criteria the chosen definition does not list are ignored."),
     )
     sari = forms.BooleanField(
         label=_("Severe acute respiratory illness: fever and cough, needs hospitalisation"), required=False

@@ -88,7 +88,16 @@ def flag_create(request):
         return _render_form(request, FlagForm(operator=operator))
     form = FlagForm(request.POST, operator=operator)
     if not form.is_valid():
-        return _render_form(request, form, status=400)
+        # Still show what the facts alone classify as, so the reporter sees it while fixing the rest.
+        facts = FactsForm(request.POST, operator=operator)
+        evaluation = None
+        if facts.is_valid():
+            evaluation = services.classify(
+                definition=facts.cleaned_data["definition"],
+                data=facts.cleaned_data,
+                as_of=services.local_today(operator),
+            )
+        return _render_form(request, form, evaluation, status=400)
     data = form.cleaned_data
     evaluation = services.classify(
         definition=data["definition"], data=data, as_of=services.local_today(operator)

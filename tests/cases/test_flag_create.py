@@ -135,3 +135,14 @@ def test_a_viewer_cannot_flag(client_for, ht_viewer, healthtech_operator):
 def test_anonymous_users_are_sent_to_sign_in(client, healthtech_operator, cases_seeded):
     response = client.get(_url(healthtech_operator))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_it_shows_the_classification_while_other_fields_need_fixing(
+    client_for, ht_reporter, healthtech_operator
+):
+    data = {**flag_post(province="", age_band=""), "action": "preview"}
+    response = client_for(ht_reporter).post(_url(healthtech_operator), data)
+    assert response.status_code == 400
+    assert response.context["evaluation"]["classification"] == "suspect_a"
+    assert {"province", "age_band"} <= set(response.context["form"].errors)
+    assert "data-submit-button hidden" in response.content.decode()
