@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .fernet_batch import encrypt_many
 from .models import (
     WITHDRAWAL_STOP_HOURS,
     ActorType,
@@ -259,7 +260,8 @@ class _Writer:
         self.head = head
         self.actor_id = actor.pk if actor is not None else None
         self.recorded_at = timezone.now()
-        self.fernet = ConsentEvent._meta.get_field("subject_identifier").fernet
+        # The key fernet_fields encrypts with (the first of FERNET_KEYS, HKDF-derived).
+        self.fernet_key = ConsentEvent._meta.get_field("subject_identifier").fernet_keys[0]
         self.copy = None
         if connection.vendor == "postgresql":
             from psycopg.copy import QueuedLibpqWriter
@@ -305,16 +307,16 @@ class _Writer:
         self.head.last_seq, self.head.last_hash = seq, prev
 
     def _copy(self, chained) -> None:
-        encrypt = self.fernet.encrypt
+        tokens = encrypt_many(self.fernet_key, [row.subject.encode() for _, _, row, _, _ in chained])
         operator_id = str(self.operator.pk)
         actor_id = "\\N" if self.actor_id is None else str(self.actor_id)
         recorded_at = self.recorded_at.isoformat()
         stop_after = timedelta(hours=WITHDRAWAL_STOP_HOURS)
         withdrawn = ConsentState.WITHDRAWN
         lines = []
-        for record_id, seq, row, prev, digest in chained:
+        for (record_id, seq, row, prev, digest), token in zip(chained, tokens, strict=True):
             # The Fernet token (URL-safe base64 bytes) goes to the bytea column as \x hex.
-            token = "\\\\x" + encrypt(row.subject.encode()).hex()
+            token = "\\\\x" + token.hex()
             lines.append("\t".join((
                 record_id, operator_id, str(seq), token, row.index, row.purpose, str(row.version_id),
                 row.state, row.method, row.actor, actor_id, row.event_at.isoformat(), recorded_at,

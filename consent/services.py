@@ -26,6 +26,7 @@ from portal.audit.services import record
 from portal.crypto import Kind, NormalisationError, blind_index
 
 from .models import (
+    CANONICAL_FIELDS,
     GENESIS_HASH,
     ActorType,
     ConsentEvent,
@@ -36,6 +37,8 @@ from .models import (
     PolicyStatus,
     PolicyVersion,
     Purpose,
+    canonical_bytes,
+    chain_hash,
     stop_processing_deadline,
 )
 
@@ -412,31 +415,39 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
     else:
         operator_ids = list(ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct())
     for operator_id in sorted(operator_ids):
-        events = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq")
-        if not deep:
-            events = events.defer("subject_identifier")
+        # Plain tuples, not model instances: the chain is read in full, so this is the
+        # loop that decides how long verification takes.
+        fields = (*CANONICAL_FIELDS, "prev_hash", "hash")
+        if deep:
+            fields += ("subject_identifier",)
+        rows = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq").values_list(*fields)
+        count = len(CANONICAL_FIELDS)
+        seq_at = CANONICAL_FIELDS.index("seq")
+        id_at = CANONICAL_FIELDS.index("record_id")
+        index_at = CANONICAL_FIELDS.index("subject_index")
         prev_hash, expected_seq = GENESIS_HASH, 1
         broken = None
-        for event in events.iterator(chunk_size=5000):
-            if event.seq != expected_seq:
-                broken = (event, f"expected sequence {expected_seq}")
-            elif event.prev_hash != prev_hash:
-                broken = (event, "previous hash does not match")
-            elif event.compute_hash() != event.hash:
-                broken = (event, "content does not match its hash")
-            elif deep and subject_index(event.subject_identifier) != event.subject_index:
-                broken = (event, "identifier does not match its blind index")
+        for row in rows.iterator(chunk_size=5000):
+            values, stored_prev, stored_hash = row[:count], row[count], row[count + 1]
+            if values[seq_at] != expected_seq:
+                broken = (values, f"expected sequence {expected_seq}")
+            elif stored_prev != prev_hash:
+                broken = (values, "previous hash does not match")
+            elif chain_hash(stored_prev, canonical_bytes(values)) != stored_hash:
+                broken = (values, "content does not match its hash")
+            elif deep and subject_index(row[count + 2]) != values[index_at]:
+                broken = (values, "identifier does not match its blind index")
             if broken:
                 break
-            prev_hash, expected_seq = event.hash, expected_seq + 1
+            prev_hash, expected_seq = stored_hash, expected_seq + 1
         if broken is None:
             head = LedgerHead.objects.filter(operator_id=operator_id).first()
             last = expected_seq - 1
             if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
                 yield LedgerBreak(operator_id, last + 1, "", "events missing at the end of the chain")
             continue
-        event, reason = broken
-        yield LedgerBreak(operator_id, event.seq, str(event.record_id), reason)
+        values, reason = broken
+        yield LedgerBreak(operator_id, values[seq_at], str(values[id_at]), reason)
 
 
 def ledger_size(operator) -> int:

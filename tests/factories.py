@@ -66,6 +66,9 @@ def consent_version(operator, admin_user) -> int:
     from consent import services as consent_services
     from consent.models import Purpose
 
+    current = consent_services.current_policy(operator)
+    if current is not None:  # several URL keywords of one route share the operator's policy
+        return current.pk
     version = consent_services.create_policy_version(
         operator=operator, actor=admin_user,
         data={"title": "Kebijakan Privasi", "text_id": "Teks.", "text_en": "Text.",
