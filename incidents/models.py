@@ -115,15 +115,6 @@ class IncidentQuerySet(models.QuerySet):
         """Return incidents BSSN can see: everything but the operator's drafts."""
         return self.exclude(status=Status.DRAFT)
 
-    def with_deadline_state(self, now=None) -> "IncidentQuerySet":
-        """Annotate `next_due_at` (earliest open obligation) and `is_overdue`, in one query."""
-        now = now or timezone.now()
-        open_obligations = Obligation.objects.open().filter(incident=models.OuterRef("pk"))
-        return self.annotate(
-            next_due_at=models.Subquery(open_obligations.order_by("due_at").values("due_at")[:1]),
-            is_overdue=models.Exists(open_obligations.filter(due_at__lte=now)),
-        )
-
 
 class Incident(models.Model):
     """A security incident reported by an operator (Peraturan BSSN 1/2024, Pasal 15(4))."""
@@ -212,6 +203,9 @@ class Incident(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     submitted_at = models.DateTimeField(_("submitted at"), null=True, blank=True, editable=False)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True, editable=False)
+    # The earliest due time of the incident's open obligations, kept by
+    # services.refresh_next_due(): lists sort and filter on it without a subquery per row.
+    next_due_at = models.DateTimeField(_("next deadline"), null=True, blank=True, editable=False)
 
     objects = IncidentQuerySet.as_manager()
 
@@ -240,6 +234,10 @@ class Incident(models.Model):
             # The BSSN changelist: ORDER BY submitted_at DESC, id DESC, optionally by status.
             models.Index(fields=["-submitted_at", "-id"], name="incident_submitted"),
             models.Index(fields=["status", "-submitted_at"], name="incident_status_submitted"),
+            # The "overdue" filters: WHERE next_due_at <= now.
+            models.Index(
+                fields=["next_due_at"], condition=Q(next_due_at__isnull=False), name="incident_next_due"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -253,6 +251,11 @@ class Incident(models.Model):
     @property
     def is_draft(self) -> bool:
         return self.status == Status.DRAFT
+
+    @property
+    def is_overdue(self) -> bool:
+        """Return whether an open obligation is past its due time."""
+        return self.next_due_at is not None and self.next_due_at <= timezone.now()
 
     @property
     def is_closed(self) -> bool:

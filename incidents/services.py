@@ -274,10 +274,28 @@ def sync_obligations(incident: Incident) -> None:
             obligation.due_at, obligation.remind_at = due, remind_at
             obligation.reminder_sent_at = obligation.overdue_sent_at = None
             obligation.save(update_fields=["due_at", "remind_at", "reminder_sent_at", "overdue_sent_at"])
+    refresh_next_due(incident)
+
+
+def refresh_next_due(incident: Incident) -> None:
+    """Store on the incident the earliest due time of its open obligations (None when none is open).
+
+    Called by every write that opens, meets, waives or moves an obligation.
+    """
+    earliest = (
+        Obligation.objects.open()
+        .filter(incident=incident)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    incident.next_due_at = earliest
+    Incident.objects.filter(pk=incident.pk).update(next_due_at=earliest)
 
 
 def _meet(incident: Incident, met_by: str, at: datetime) -> None:
     Obligation.objects.open().filter(incident=incident, rule__met_by=met_by).update(met_at=at)
+    refresh_next_due(incident)
 
 
 def confirm_notice(
@@ -296,6 +314,7 @@ def confirm_notice(
         )
         if not claimed:
             raise ValidationError(_("This deadline is already met or waived."))
+        refresh_next_due(incident)
         record(
             action="incident.obligation_met",
             actor=actor,
@@ -322,6 +341,7 @@ def waive_obligation(*, obligation: Obligation, actor: User, reason: str, reques
         )
         if not claimed:
             raise ValidationError(_("This deadline is already met or waived."))
+        refresh_next_due(obligation.incident)
         record(
             action="incident.obligation_waived",
             actor=actor,

@@ -55,7 +55,7 @@ def _refuse(request, exc: ValidationError | PermissionDenied) -> None:
 
 def _filtered(request):
     form = IncidentFilterForm(request.GET or None)
-    incidents = Incident.objects.for_operator(request.operator).with_deadline_state()
+    incidents = Incident.objects.for_operator(request.operator)
     if form.is_valid():
         for field in ("status", "category", "severity"):
             if form.cleaned_data[field]:
