@@ -1,11 +1,18 @@
 """The BSSN admin: the Django admin, but only for staff verified by a second factor."""
 
-from django.contrib import admin
+import logging
+from functools import wraps
+
+from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger(__name__)
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -17,6 +24,24 @@ class PortalAdminSite(admin.AdminSite):
         """Allow active staff only once a TOTP device verified this session."""
         user = request.user
         return bool(user.is_active and user.is_staff and getattr(user, "is_verified", lambda: False)())
+
+    def admin_view(self, view, cacheable=False):
+        """Wrap every admin view; a tampered action selection is refused, not a 500."""
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(inner)
+        def guarded(request, *args, **kwargs):
+            try:
+                return inner(request, *args, **kwargs)
+            except (ValueError, ValidationError):
+                # Django's changelist filters pk__in=<posted ids> without validating them.
+                if request.method != "POST" or ACTION_CHECKBOX_NAME not in request.POST:
+                    raise
+                logger.warning("admin: refused an action with an invalid selection on %s", request.path)
+                messages.error(request, _("The selection was not valid. Choose the items again."))
+                return redirect(request.path)
+
+        return guarded
 
     def login(self, request, extra_context=None):
         # One sign-in page for everybody; it runs the second-factor step.

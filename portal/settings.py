@@ -118,6 +118,8 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False  # its log lines carry the typed address: personal data
+# axes' own admin breaks on its delete action; unlock with `manage.py axes_reset_username`.
+AXES_ENABLE_ADMIN = False
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 # Two-factor sign-in (django-otp): the issuer shown in authenticator apps.
 OTP_TOTP_ISSUER = "Portal Insiden BSSN"

@@ -47,7 +47,8 @@ def operator_view(
                 raise PermissionDenied
             request.membership = membership
             request.operator = membership.operator
-            request.session["operator_slug"] = operator_slug
+            if request.session.get("operator_slug") != operator_slug:  # avoid a session write per request
+                request.session["operator_slug"] = operator_slug
             return func(request, *args, **kwargs)
 
         wrapped.operator_roles = allowed_roles
