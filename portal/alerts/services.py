@@ -65,7 +65,13 @@ def route(*, event_type: str, sector: str, province: str) -> list[Channel]:
         sector__in=["", sector],
         province__in=["", province],
     ).values("authority_id")
-    channels = Channel.objects.enabled().filter(authority_id__in=authority_ids).order_by("pk")
+    # The secrets are not needed to route; deferring them skips decrypting each one.
+    channels = (
+        Channel.objects.enabled()
+        .filter(authority_id__in=authority_ids)
+        .defer("secret", "previous_secret")
+        .order_by("pk")
+    )
     return [c for c in channels if c.wants(event_type)]
 
 
@@ -259,24 +265,26 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
         retry_in = backoff_seconds(attempt=number, retry_after=error.retry_after)
         outcome, status = AttemptOutcome.RETRY, DeliveryStatus.PENDING
         fields = {"last_error": error.message[:500], "next_attempt_at": now + timedelta(seconds=retry_in)}
-    with transaction.atomic():
-        Attempt.objects.create(
-            delivery=delivery,
-            number=number,
-            started_at=started_at,
-            latency_ms=latency_ms,
-            status_code=(result.status_code if result else error.status_code),
-            error="" if error is None else error.message[:500],
-            outcome=outcome,
-            webhook_timestamp=(result.webhook_timestamp if result else error.webhook_timestamp),
-        )
-        # Only the current claim may move the delivery on: if the sweeper re-queued it
-        # meanwhile, the newer claim decides.
-        still_ours = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-            status=status, claim_token=None, **fields
-        )
-        if error is not None and error.disable and still_ours:
-            _disable_channel(delivery.channel, reason=error.message)
+    # Two single-statement writes, not one transaction: a delivery costs a few database
+    # round trips, and this order is safe. A crash between them leaves the attempt
+    # recorded and the delivery "sending", which the sweeper frees and sends again.
+    Attempt.objects.create(
+        delivery=delivery,
+        number=number,
+        started_at=started_at,
+        latency_ms=latency_ms,
+        status_code=(result.status_code if result else error.status_code),
+        error="" if error is None else error.message[:500],
+        outcome=outcome,
+        webhook_timestamp=(result.webhook_timestamp if result else error.webhook_timestamp),
+    )
+    # Only the current claim may move the delivery on: if the sweeper re-queued it
+    # meanwhile, the newer claim decides.
+    still_ours = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
+        status=status, claim_token=None, **fields
+    )
+    if error is not None and error.disable and still_ours:
+        _disable_channel(delivery.channel, reason=error.message)
     if error is not None and error.disable and still_ours:
         _notify_bssn_channel_disabled(delivery)
     if error is not None:
@@ -285,15 +293,16 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
 
 
 def _disable_channel(channel: Channel, *, reason: str) -> None:
-    updated = Channel.objects.filter(pk=channel.pk, enabled=True).update(
-        enabled=False, disabled_reason=reason[:200]
-    )
-    if updated:
-        record(
-            action="alerts.channel_disabled",
-            target=channel,
-            changes={"enabled": {"old": True, "new": False}, "reason": reason[:200]},
+    with transaction.atomic():
+        updated = Channel.objects.filter(pk=channel.pk, enabled=True).update(
+            enabled=False, disabled_reason=reason[:200]
         )
+        if updated:
+            record(
+                action="alerts.channel_disabled",
+                target=channel,
+                changes={"enabled": {"old": True, "new": False}, "reason": reason[:200]},
+            )
 
 
 def _notify_bssn_channel_disabled(delivery: Delivery) -> None:

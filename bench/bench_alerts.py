@@ -1,0 +1,373 @@
+"""Benchmark: 2,000 alerts through the real pipeline (Redis + Celery worker + DB) to a local receiver.
+
+    .venv/bin/python bench/bench_alerts.py [--alerts 2000] [--concurrency 4] [--producers 4]
+
+Prints throughput and p50/p95 commit-to-receipt latency, next to a baseline measured in
+the same run: a bare Celery task that makes the same signed HTTP POST with no database
+work. Needs Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14). The database is a
+fresh one of its own: PostgreSQL `<name>_bench` when DATABASE_URL is PostgreSQL, else a
+SQLite file under var/. Targets (issue 4): >= 250 deliveries/s, and >= half the baseline.
+"""
+
+import argparse
+import http.server
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings_test")
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def _bench_database_url() -> str:
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
+    if base.startswith("postgres"):
+        parsed = urlparse(base)
+        return parsed._replace(path=parsed.path.rstrip("/") + "_bench").geturl()
+    return f"sqlite:///{ROOT / 'var' / 'bench_alerts.sqlite3'}"
+
+
+if __name__ == "__main__":
+    os.environ["DATABASE_URL"] = _bench_database_url()
+    os.environ["CELERY_BROKER_URL"] = BENCH_REDIS_URL
+os.environ.setdefault("CELERY_BROKER_URL", BENCH_REDIS_URL)
+
+import django  # noqa: E402
+
+django.setup()
+
+from portal.alerts import signing  # noqa: E402
+from portal.alerts.transports import _session  # noqa: E402
+from portal.celery import app  # noqa: E402
+
+
+@app.task(name="bench.bare_post", acks_late=True, ignore_result=True)
+def bare_post_task(url: str, msg_id: str, body: str, secret: str) -> None:
+    """The baseline: the same signed POST over the same keep-alive session, no database."""
+    data = body.encode()
+    headers = signing.webhook_headers([secret], msg_id, data)
+    response = _session().post(url, data=data, headers=headers, timeout=(5, 15), allow_redirects=False)
+    response.raise_for_status()
+
+
+def _receiver_main(secret: str, commands, answers) -> None:
+    """Run the receiver in its own process, so it never waits for the producers' GIL."""
+    first_seen: dict[str, float] = {}
+    counts = {"requests": 0, "bad": 0}
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            now = time.time()
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                signing.verify(secret, headers, body)
+                ok = True
+            except signing.SignatureError:
+                ok = False
+            with lock:
+                counts["requests"] += 1
+                if ok:
+                    first_seen.setdefault(headers["webhook-id"], now)
+                else:
+                    counts["bad"] += 1
+            self.send_response(200 if ok else 401)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 128
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    answers.put(server.server_address[1])
+    while True:
+        command, arg = commands.get()
+        with lock:
+            if command == "missing":
+                answers.put(len(arg - first_seen.keys()))
+            elif command == "times":
+                answers.put({i: first_seen[i] for i in arg if i in first_seen})
+            elif command == "counts":
+                answers.put(dict(counts))
+            else:
+                return
+
+
+class Receiver:
+    """The local webhook receiver (a separate process) that records when each webhook-id first arrived."""
+
+    def __init__(self, secret: str) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self.commands, self.answers = context.Queue(), context.Queue()
+        self.process = context.Process(
+            target=_receiver_main, args=(secret, self.commands, self.answers), daemon=True
+        )
+        self.process.start()
+        self.port = self.answers.get(timeout=30)
+
+    def ask(self, command: str, arg=None):
+        self.commands.put((command, arg))
+        return self.answers.get(timeout=60)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait_for(self, ids: set[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ask("missing", ids) == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def times(self, ids) -> dict[str, float]:
+        return self.ask("times", set(ids))
+
+    def stop(self) -> None:
+        self.commands.put(("stop", None))
+        self.process.join(timeout=10)
+
+
+def redis_up() -> bool:
+    parsed = urlparse(BENCH_REDIS_URL)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def prepare_database() -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        import psycopg
+
+        admin = {
+            k: v
+            for k, v in {
+                "host": db["HOST"],
+                "port": db["PORT"],
+                "user": db["USER"],
+                "password": db["PASSWORD"],
+            }.items()
+            if v
+        }
+        with psycopg.connect(dbname="postgres", autocommit=True, **admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    else:
+        Path(db["NAME"]).unlink(missing_ok=True)
+    connection.close()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def setup_routing():
+    from datetime import timedelta
+
+    from portal.accounts.models import Operator, Sector
+    from portal.alerts.models import Authority, Channel, RoutingRule
+
+    RoutingRule.objects.update(enabled=False)  # the bench's own database: only its receiver counts
+    authority = Authority.objects.create(code="bench", name="Bench receiver")
+    channel = Channel(authority=authority, kind="webhook", url="http://127.0.0.1:9/placeholder")
+    secret = channel.rotate_secret(overlap=timedelta(0))
+    channel.save()
+    RoutingRule.objects.create(event_pattern="*", authority=authority)
+    operator = Operator.objects.create(
+        slug="bench", name="PT Bench", sector=Sector.ECOMMERCE, contact_email="security@bench.example"
+    )
+    return operator, channel, secret
+
+
+def start_worker(concurrency: int, prefetch: int, pool: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONN_MAX_AGE": "600"}
+    command = [sys.executable, "-m", "celery", "-A", "portal", "worker", "-P", pool, "-c", str(concurrency)]
+    command += ["--prefetch-multiplier", str(prefetch), "-I", "bench.bench_alerts", "--loglevel=WARNING"]
+    command += ["-n", f"bench-alerts-{os.getpid()}@%h", "--without-heartbeat", "--without-gossip"]
+    command += ["--without-mingle"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    # Ready when a ping task round-trips through the broker.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("worker exited:\n" + log.read_text())
+        try:
+            if app.control.ping(timeout=0.5):
+                return proc
+        except Exception:  # noqa: S110  not up yet
+            pass
+        time.sleep(0.3)
+    raise SystemExit("worker did not start")
+
+
+def summarise(name: str, sent_at: dict[str, float], receiver: Receiver) -> dict:
+    received = receiver.times(sent_at)
+    latencies = sorted((received[i] - t) * 1000 for i, t in sent_at.items())
+    first, last = min(sent_at.values()), max(received.values())
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "name": name,
+        "n": len(latencies),
+        "throughput": len(latencies) / (last - first),
+        "p50": q[49],
+        "p95": q[94],
+        "elapsed": last - first,
+    }
+
+
+def run_baseline(n: int, receiver: Receiver, secret: str, producers: int) -> dict:
+    import json
+    import uuid
+
+    sent_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def produce(count: int) -> None:
+        for _ in range(count):
+            msg_id = f"msg_{uuid.uuid4().hex}"
+            body = json.dumps(
+                {
+                    "id": msg_id,
+                    "type": "incident.submitted",
+                    "timestamp": "",
+                    "data": {"schema": "incident.submitted/1", "incident": {"reference": "B"}},
+                }
+            )
+            with lock:
+                sent_at[msg_id] = time.time()
+            bare_post_task.apply_async((receiver.url, msg_id, body, secret))
+
+    _run_producers(produce, n, producers)
+    if not receiver.wait_for(set(sent_at), timeout=300):
+        raise SystemExit("baseline: not every message arrived")
+    return summarise("baseline: bare Celery task, same POST, no DB", sent_at, receiver)
+
+
+def run_pipeline(n: int, receiver: Receiver, operator, producers: int) -> dict:
+    from django.db import connection, transaction
+
+    from portal.alerts.models import EventType
+    from portal.alerts.services import emit_event
+
+    sent_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def produce(count: int) -> None:
+        try:
+            for i in range(count):
+                stamp: list[float] = []
+                with transaction.atomic():
+                    # Registered first, so it runs right after COMMIT and before the publish.
+                    transaction.on_commit(lambda stamp=stamp: stamp.append(time.time()))
+                    alert = emit_event(
+                        event_type=EventType.INCIDENT_SUBMITTED,
+                        operator=operator,
+                        payload={
+                            "schema": "incident.submitted/1",
+                            "incident": {"reference": f"INC-{i}", "severity": "high"},
+                        },
+                    )
+                with lock:
+                    sent_at[alert.webhook_id] = stamp[0]
+        finally:
+            connection.close()
+
+    _run_producers(produce, n, producers)
+    if not receiver.wait_for(set(sent_at), timeout=300):
+        raise SystemExit("pipeline: not every alert arrived")
+    return summarise("pipeline: emit_event -> outbox -> Redis -> worker -> webhook", sent_at, receiver)
+
+
+def _run_producers(produce, n: int, producers: int) -> None:
+    share = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
+    threads = [threading.Thread(target=produce, args=(count,)) for count in share]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork)")
+    parser.add_argument("--producers", type=int, default=4, help="threads committing events")
+    parser.add_argument("--prefetch", type=int, default=4, help="worker prefetch multiplier")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    args = parser.parse_args()
+    if not redis_up():
+        print(f"bench_alerts: skipped, no Redis at {BENCH_REDIS_URL} (set BENCH_REDIS_URL)")
+        return
+    import redis
+
+    redis.Redis.from_url(BENCH_REDIS_URL).flushdb()
+    prepare_database()
+    from django.conf import settings
+
+    from portal.alerts.models import Channel
+
+    db = settings.DATABASES["default"]
+    operator, channel, secret = setup_routing()
+    receiver = Receiver(secret)
+    Channel.objects.filter(pk=channel.pk).update(url=receiver.url)
+    log = Path(tempfile.mkdtemp(prefix="bench-alerts-")) / "worker.log"
+    worker = start_worker(args.concurrency, args.prefetch, args.pool, log)
+    try:
+        run_baseline(100, receiver, secret, args.producers)  # warm-up, not counted
+        run_pipeline(100, receiver, operator, args.producers)
+        baseline = run_baseline(args.alerts, receiver, secret, args.producers)
+        pipeline = run_pipeline(args.alerts, receiver, operator, args.producers)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+        counts = receiver.ask("counts")
+        receiver.stop()
+    from portal.alerts.models import Delivery, DeliveryStatus
+
+    delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count()
+    print(
+        f"bench_alerts: {args.alerts} alerts, worker {args.pool} x{args.concurrency} "
+        f"prefetch x{args.prefetch}, {args.producers} producer threads, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}, database {db['ENGINE'].rsplit('.', 1)[-1]}, "
+        f"broker {BENCH_REDIS_URL}"
+    )
+    print(f"{'run':<64} {'deliveries/s':>12} {'p50 ms':>8} {'p95 ms':>8}")
+    for row in (baseline, pipeline):
+        print(f"{row['name']:<64} {row['throughput']:>12.0f} {row['p50']:>8.1f} {row['p95']:>8.1f}")
+    ratio = pipeline["throughput"] / baseline["throughput"]
+    print(
+        f"pipeline / baseline throughput: {ratio:.2f} (target >= 0.50); pipeline target >= 250/s: "
+        f"{'met' if pipeline['throughput'] >= 250 else 'NOT met'}; "
+        f"deliveries recorded delivered in the database: {delivered}; bad signatures: {counts['bad']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
