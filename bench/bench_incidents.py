@@ -5,9 +5,12 @@
 Uses a PostgreSQL database of its own (BENCH_INCIDENTS_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/portal_bench_incidents), dropped and created anew
 each run, builds the schema with migrate and seeds incidents with bulk_create. Each
-page is measured first with --baseline-rows incidents, then again after seeding up to --rows, in the
-same run: the query count must not grow with the rows, and p95 must stay under 250 ms
-(issue 3). Requests go through Django's test client (the whole stack but the socket).
+page is measured first with --baseline-rows incidents, then again after seeding up to
+--rows, in the same run: the query count must not grow with the rows, and p95 must
+stay under 250 ms (issue 3). Requests go through Django's test client (the whole
+stack but the socket). Beside the wall-clock p50/p95 it prints the SQL time of one
+request and the median CPU time of the Python process, so a busy machine (the load
+average is printed) can be told apart from a slow page.
 """
 
 import argparse
@@ -207,7 +210,7 @@ PAGES = [
 ]
 
 
-def measure(clients: dict[str, Client], repeat: int) -> dict[str, tuple[int, float, float]]:
+def measure(clients: dict[str, Client], repeat: int) -> dict[str, tuple[int, float, float, float, float]]:
     results = {}
     for label, who, url in PAGES:
         client = clients[who]
@@ -217,15 +220,18 @@ def measure(clients: dict[str, Client], repeat: int) -> dict[str, tuple[int, flo
         reset_queries()  # each request clears the log (request_started): start the capture empty
         with CaptureQueriesContext(connection) as queries:
             client.get(url)
-        query_count = len(queries.captured_queries)  # read now: the next request clears the log
-        times = []
+        # Read now: the next request clears the log. The database's share of one request:
+        query_count = len(queries.captured_queries)
+        db_ms = sum(float(q["time"]) for q in queries.captured_queries) * 1000
+        times, cpu = [], []
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             client.get(url)
             times.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
         times.sort()
         p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-        results[label] = (query_count, statistics.median(times), p95)
+        results[label] = (query_count, statistics.median(times), p95, db_ms, statistics.median(cpu))
     return results
 
 
@@ -272,14 +278,15 @@ def main() -> int:
         f"in {seeded_s:.1f} s; the operator list shows {BIG!r} with {big:,} incidents\n"
     )
 
-    header = f"{'page':40} {'rows':>8} {'queries':>8} {'p50 ms':>8} {'p95 ms':>8}"
+    print(f"load average before measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    header = f"{'page':40} {'rows':>8} {'queries':>8} {'p50 ms':>8} {'p95 ms':>8} {'SQL ms':>8} {'CPU ms':>8}"
     print(header)
     print("-" * len(header))
     failures = []
     for label, _who, _url in PAGES:
         for rows, result in ((args.baseline_rows, baseline[label]), (args.rows, full[label])):
-            count, p50, p95 = result
-            print(f"{label:40} {rows:>8,} {count:>8} {p50:>8.1f} {p95:>8.1f}")
+            count, p50, p95, db_ms, cpu_ms = result
+            print(f"{label:40} {rows:>8,} {count:>8} {p50:>8.1f} {p95:>8.1f} {db_ms:>8.1f} {cpu_ms:>8.1f}")
         if full[label][0] != baseline[label][0]:
             failures.append(
                 f"{label}: {baseline[label][0]} queries at {args.baseline_rows:,} rows, "

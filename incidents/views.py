@@ -12,6 +12,7 @@ from functools import wraps
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -131,11 +132,12 @@ def incident_create(request):
     form = IncidentForm(request.POST or None, initial=initial, complete=submit)
     if request.method == "POST" and form.is_valid():
         try:
-            incident = services.create_incident(
-                operator=request.operator, actor=request.user, data=form.content(), request=request
-            )
-            if submit:
-                services.submit_incident(incident=incident, actor=request.user, request=request)
+            with transaction.atomic():  # "save and submit" is one step: all of it or nothing
+                incident = services.create_incident(
+                    operator=request.operator, actor=request.user, data=form.content(), request=request
+                )
+                if submit:
+                    services.submit_incident(incident=incident, actor=request.user, request=request)
         except (ValidationError, PermissionDenied) as exc:
             _refuse(request, exc)
         else:
@@ -157,9 +159,12 @@ def incident_edit(request, reference: str):
     form = IncidentForm(request.POST or None, instance=copy.copy(incident), complete=submit)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_draft(incident=incident, actor=request.user, data=form.content(), request=request)
-            if submit:
-                services.submit_incident(incident=incident, actor=request.user, request=request)
+            with transaction.atomic():
+                services.update_draft(
+                    incident=incident, actor=request.user, data=form.content(), request=request
+                )
+                if submit:
+                    services.submit_incident(incident=incident, actor=request.user, request=request)
         except (ValidationError, PermissionDenied) as exc:
             _refuse(request, exc)
         else:
@@ -303,16 +308,17 @@ def report_edit(request, reference: str):
     form = ReportForm(request.POST or None, initial=initial, complete=submit)
     if request.method == "POST" and form.is_valid():
         try:
-            report = services.save_report_draft(
-                incident=incident,
-                actor=request.user,
-                kind=form.cleaned_data["kind"],
-                data=form.content(),
-                summary=form.cleaned_data["summary"],
-                request=request,
-            )
-            if submit:
-                services.submit_report(report=report, actor=request.user, request=request)
+            with transaction.atomic():
+                report = services.save_report_draft(
+                    incident=incident,
+                    actor=request.user,
+                    kind=form.cleaned_data["kind"],
+                    data=form.content(),
+                    summary=form.cleaned_data["summary"],
+                    request=request,
+                )
+                if submit:
+                    services.submit_report(report=report, actor=request.user, request=request)
         except (ValidationError, PermissionDenied) as exc:
             _refuse(request, exc)
         else:
