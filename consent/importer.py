@@ -20,6 +20,7 @@ import hmac
 import io
 import json
 import os
+import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
@@ -232,14 +233,19 @@ class _Validator:
         return errors
 
 
-def _uuid4_strings(count: int) -> list[str]:
-    """Return `count` random (version 4) UUIDs as text, cheaper than uuid.uuid4() one by one."""
-    raw = os.urandom(16 * count).hex()
+def _record_ids(count: int) -> list[str]:
+    """Return `count` time-ordered record ids (UUID version 7 layout: milliseconds, then random).
+
+    Ids that grow with time keep inserts into the primary-key index local, unlike
+    random version 4 ids, which touch a random index page per row.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"
+    raw = os.urandom(10 * count).hex()
     out = []
-    for i in range(0, 32 * count, 32):
-        h = raw[i : i + 32]
-        variant = "89ab"[int(h[16], 16) & 3]
-        out.append(f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}")
+    for n in range(count):
+        h = raw[20 * n : 20 * n + 20]
+        variant = "89ab"[int(h[3], 16) & 3]
+        out.append(f"{stamp[:8]}-{stamp[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[8:20]}")
     return out
 
 
@@ -287,7 +293,7 @@ class _Writer:
         withdrawn = ConsentState.WITHDRAWN
         sha256 = hashlib.sha256
         chained = []
-        for row, record_id in zip(rows, _uuid4_strings(len(rows)), strict=True):
+        for row, record_id in zip(rows, _record_ids(len(rows)), strict=True):
             seq += 1
             event_micros = epoch_micros(row.event_at)
             stop_micros = str(event_micros + STOP_MICROS) if row.state == withdrawn else ""

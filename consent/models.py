@@ -82,7 +82,10 @@ class PolicyVersionQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         # Only the published -> retired transition may touch a non-draft row.
-        if set(kwargs) - {"status", "retired_at"} and self.exclude(status=PolicyStatus.DRAFT).exists():
+        allowed = set(kwargs) <= {"status", "retired_at"} and kwargs.get("status", PolicyStatus.RETIRED) == (
+            PolicyStatus.RETIRED
+        )
+        if not allowed and self.exclude(status=PolicyStatus.DRAFT).exists():
             raise ImmutableError("a published policy version cannot be changed")
         return super().update(**kwargs)
 

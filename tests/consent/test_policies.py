@@ -88,6 +88,8 @@ def test_a_published_version_cannot_be_changed_through_the_orm(operator):
     with pytest.raises(ImmutableError):
         PolicyVersion.objects.filter(pk=version.pk).update(title="Changed")
     with pytest.raises(ImmutableError):
+        PolicyVersion.objects.filter(pk=version.pk).update(status=PolicyStatus.DRAFT)
+    with pytest.raises(ImmutableError):
         PolicyVersion.objects.filter(pk=version.pk).delete()
     with pytest.raises(ImmutableError):
         PolicyVersion.objects.get(pk=version.pk).delete()
