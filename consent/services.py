@@ -11,7 +11,7 @@ import io
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -295,6 +295,8 @@ def record_consent(
             % {"number": policy_version.number, "codes": ", ".join(sorted(unknown))}
         )
     event_at = event_at or timezone.now()
+    if event_at > timezone.now() + timedelta(minutes=10):
+        raise ValidationError(_("The event time is in the future."))
     if expires_at is not None and expires_at <= event_at:
         raise ValidationError(_("The expiry must be after the event time."))
     try:

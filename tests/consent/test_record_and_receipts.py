@@ -119,3 +119,9 @@ def test_the_dashboard_shows_the_consent_card(client_for, viewer, operator):
     published_version(operator)
     page = client_for(viewer).get(reverse("accounts:dashboard", args=[operator.slug])).content.decode()
     assert "v1" in page and reverse("consent:lookup", args=[operator.slug]) in page
+
+
+def test_recording_refuses_an_event_in_the_future(client_for, reporter, operator):
+    version = published_version(operator)
+    response = _record(client_for(reporter), operator, version, event_at="2099-01-01T00:00")
+    assert response.status_code == 200 and not ConsentEvent.objects.exists()
