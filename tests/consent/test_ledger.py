@@ -241,3 +241,20 @@ def test_the_blind_index_shortcut_of_the_importer_matches_portal_crypto(operator
     validator = _Validator(operator, ["subject_id"])
     for value in ("customer-1", " Ｃｕｓｔｏｍｅｒ-2 ", "ID 0042"):
         assert validator.subject_index(value) == blind_index(Kind.IDENTIFIER, value.strip())
+
+
+def test_the_importers_evidence_json_is_the_canonical_json(operator):
+    from consent.importer import _Row, _Validator
+    from consent.models import canonical_json
+
+    version = published_version(operator)
+    validator = _Validator(
+        operator, ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"]
+    )
+    for evidence in ('ui "text" \\ 7', "tab\tline\u2028é", "\x01"):
+        row = validator.validate(
+            2,
+            ["c-1", PURPOSES[0], "given", "2026-01-01T00:00:00+00:00", "api", str(version.number), evidence],
+        )
+        assert isinstance(row, _Row)
+        assert row.evidence_json == canonical_json({"reference": evidence})
