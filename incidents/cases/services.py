@@ -382,6 +382,20 @@ def withdraw_flag(*, flag: CaseFlag, actor, reason: str, request=None) -> CaseFl
 # --- Identity vault ---------------------------------------------------------------
 
 
+def audit_flag_view(*, flag: CaseFlag, actor, request=None) -> None:
+    """Audit that a member saw the flag's decrypted fields (consultation reference, note, reason)."""
+    shown = [name for name in ("consultation_ref", "note", "identity_basis_reason") if getattr(flag, name)]
+    if shown:
+        record(
+            action="case_flag.view",
+            actor=actor,
+            operator=flag.operator,
+            target=flag,
+            changes={"decrypted": shown},
+            request=request,
+        )
+
+
 def reveal_identity(*, identity: CaseIdentity, actor, request=None) -> CaseIdentity:
     """Audit that `actor` is about to see the decrypted identity; return it."""
     record(

@@ -158,6 +158,7 @@ def flag_detail(request, flag_id: int):
         CaseFlag.objects.select_related("definition", "created_by"), request.operator, pk=flag_id
     )
     identity = getattr(flag, "identity", None)
+    services.audit_flag_view(flag=flag, actor=request.user, request=request)
     context = {
         "flag": flag,
         "identity_recorded": identity is not None and not identity.is_empty,

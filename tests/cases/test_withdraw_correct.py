@@ -115,3 +115,10 @@ def test_the_list_filters_flags(client_for, ht_reporter, flag, healthtech_operat
     assert flag.recontact_ref not in client.get(url, {"province": "ID-JK"}).content.decode()
     assert flag.recontact_ref not in client.get(url, {"status": "withdrawn"}).content.decode()
     assert client.get(url, {"since": "not-a-date"}).status_code == 200
+
+
+def test_reading_a_flags_decrypted_fields_is_audited(client_for, ht_viewer, flag):
+    client_for(ht_viewer).get(_url(flag, "flag_detail"))
+    event = AuditEvent.objects.get(action="case_flag.view", actor=ht_viewer)
+    assert event.changes == {"decrypted": ["consultation_ref", "note"]}
+    assert event.target_id == str(flag.pk)
