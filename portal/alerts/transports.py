@@ -119,7 +119,8 @@ class WebhookTransport:
     def send(self, delivery: Delivery) -> SendResult:
         body = delivery.alert.body.encode()
         try:
-            hostname, _port, addresses = resolve(delivery.address)
+            with translation.override("en"):  # attempt errors are a technical log, kept in English
+                hostname, _port, addresses = resolve(delivery.address)
         except UnsafeURL as exc:
             raise TransportError(f"refused: {exc}", permanent=True) from None
         signing_secrets = self.channel.signing_secrets()

@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.celery_worker,
     pytest.mark.redis,
     pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(120),
 ]
 

@@ -7,7 +7,7 @@ from portal.alerts.seed import seed_authorities
 from portal.alerts.services import emit_event
 from tests.conftest import PASSWORD, make_member, make_operator
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_member_sees_the_alerts_sent_about_their_organisation(page, live_server):
