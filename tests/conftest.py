@@ -123,8 +123,9 @@ def outsider(other_operator) -> User:
 def _staff(email: str, group_name: str) -> User:
     from django.contrib.auth.models import Group
 
-    from portal.accounts.staff import sync_group_permissions
+    from portal.accounts.staff import create_groups, sync_group_permissions
 
+    create_groups()  # a flushed test database has lost the data migration's groups
     sync_group_permissions()
     user = User.objects.create_user(email, PASSWORD, is_staff=True, full_name=group_name)
     user.groups.add(Group.objects.get(name=group_name))

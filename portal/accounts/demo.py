@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from portal.regions import Province
 
 from .models import Membership, Operator, Role, Sector, TimeZone, User
-from .staff import ANALYST, SUPERVISOR
+from .staff import ANALYST, SUPERVISOR, sync_group_permissions
 
 DEMO_OPERATORS = [
     # slug, legal name, sector, IIV, province, time zone
@@ -70,9 +70,10 @@ def seed_demo(*, password: str) -> dict[str, int]:
 
     for email, full_name, group_name in DEMO_STAFF:
         user = ensure_user(email, full_name, is_staff=True)
-        user.groups.add(Group.objects.get(name=group_name))
+        user.groups.add(Group.objects.get_or_create(name=group_name)[0])
         # Staff must sign in with a second factor; demo staff get a confirmed device.
         TOTPDevice.objects.get_or_create(user=user, name="demo", defaults={"confirmed": True})
+    sync_group_permissions()  # the groups may be new here (a flushed database)
     return created
 
 

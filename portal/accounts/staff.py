@@ -75,14 +75,29 @@ SUPERVISOR_PERMISSIONS: set[str] = ANALYST_PERMISSIONS | {
 }
 
 
+def create_groups(apps=None) -> None:
+    """Create both groups (the data migration does this once)."""
+    if apps is None:
+        from django.apps import apps
+    Group = apps.get_model("auth", "Group")
+    for name in (ANALYST, SUPERVISOR):
+        Group.objects.get_or_create(name=name)
+
+
 def sync_group_permissions(apps=None) -> None:
-    """Give both groups exactly the permissions listed here that exist in the database."""
+    """Give both groups exactly the permissions listed here that exist in the database.
+
+    Groups that do not exist are left alone: creating rows in a post_migrate handler
+    would collide with test databases restored from a serialized copy.
+    """
     if apps is None:
         from django.apps import apps
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     for name, wanted in ((ANALYST, ANALYST_PERMISSIONS), (SUPERVISOR, SUPERVISOR_PERMISSIONS)):
-        group, _ = Group.objects.get_or_create(name=name)
+        group = Group.objects.filter(name=name).first()
+        if group is None:
+            continue
         perms = []
         for dotted in sorted(wanted):
             app_label, codename = dotted.split(".", 1)

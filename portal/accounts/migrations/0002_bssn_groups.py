@@ -2,8 +2,9 @@ from django.db import migrations
 
 
 def create_groups(apps, schema_editor):
-    from portal.accounts.staff import sync_group_permissions
+    from portal.accounts.staff import create_groups, sync_group_permissions
 
+    create_groups(apps)
     sync_group_permissions(apps)
 
 
