@@ -8,6 +8,7 @@ import os
 
 from cryptography.fernet import Fernet
 
+os.environ.setdefault("DJANGO_ENV_FILE", os.devnull)  # a developer's .env never leaks in
 os.environ.setdefault("SECRET_KEY", "test-" + Fernet.generate_key().decode())
 os.environ.setdefault("FERNET_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("BLIND_INDEX_KEY", Fernet.generate_key().decode())
