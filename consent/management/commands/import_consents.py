@@ -41,7 +41,11 @@ class Command(BaseCommand):
         if not os.path.isfile(file):
             raise CommandError(f"No such file: {file}")
         bar = tqdm(
-            total=_count_rows(file), unit="rows", disable=no_progress, file=self.stderr._out, mininterval=0.5
+            total=None if no_progress else _count_rows(file),
+            unit="rows",
+            disable=no_progress,
+            file=self.stderr._out,
+            mininterval=0.5,
         )
         try:
             consent_import, result = services.import_file(
