@@ -10,6 +10,7 @@ import re
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -89,6 +90,25 @@ class SeverityFilter(admin.SimpleListFilter):
         if value:
             return queryset.filter(Q(bssn_severity=value) | Q(bssn_severity="", severity=value))
         return queryset
+
+
+class IdsFirstPaginator(Paginator):
+    """Fetch a page's ids first, then only those rows.
+
+    On PostgreSQL the ids come from an index-only scan of the covering triage index
+    (migration 0004), so a filter that matches few of many incidents never reads the
+    table rows it skips; the page's 25 rows are then read by primary key.
+    """
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top])
+        rows = self.object_list.in_bulk(ids)
+        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
 
 
 REFERENCE_RE = re.compile(r"^INS-\d{4}-\d{6,}$")
@@ -238,6 +258,7 @@ class IncidentAdmin(admin.ModelAdmin):
     search_fields = ["reference", "operator__name"]  # see get_search_results
     list_select_related = ["operator", "assignee"]
     list_per_page = 25  # a triage screen; also keeps the p95 under 250 ms (bench_incidents)
+    paginator = IdsFirstPaginator
     view_on_site = False  # the operator's page is a 404 for staff
     show_full_result_count = False
     ordering = ["-submitted_at", "-id"]
