@@ -91,7 +91,6 @@ class Status(models.TextChoices):
 
 
 CLOSING_STATUSES = frozenset({Status.CLOSED, Status.REJECTED, Status.DUPLICATE})
-OPEN_STATUSES = frozenset(Status) - CLOSING_STATUSES - {Status.DRAFT}
 
 
 class ReferenceCounter(models.Model):

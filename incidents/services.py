@@ -971,9 +971,5 @@ def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
     return sent
 
 
-def members_can_write(user: User, operator: Operator) -> bool:
-    return Membership.objects.filter(user=user, operator=operator, role__in=WRITE_ROLES).exists()
-
-
 def staff_users_for_assignment() -> Iterable[User]:
     return User.objects.filter(is_staff=True, is_active=True).order_by("email")

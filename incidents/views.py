@@ -85,19 +85,19 @@ def incident_list(request):
 
 
 EXPORT_COLUMNS = [
-    ("reference", "reference"),
-    ("title", "title"),
-    ("status", "status"),
-    ("category", "category"),
-    ("severity", "severity"),
-    ("bssn_severity", "bssn_severity"),
-    ("tlp", "tlp"),
-    ("aware_at", "aware_at"),
-    ("submitted_at", "submitted_at"),
-    ("closed_at", "closed_at"),
-    ("outcome", "outcome"),
-    ("personal_data_involved", "personal_data_involved"),
-    ("data_subjects_count", "data_subjects_count"),
+    "reference",
+    "title",
+    "status",
+    "category",
+    "severity",
+    "bssn_severity",
+    "tlp",
+    "aware_at",
+    "submitted_at",
+    "closed_at",
+    "outcome",
+    "personal_data_involved",
+    "data_subjects_count",
 ]
 
 
@@ -108,13 +108,13 @@ def incident_export(request):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="incidents-{request.operator.slug}.csv"'
     writer = csv.writer(response)
-    writer.writerow([header for header, _attr in EXPORT_COLUMNS])
+    writer.writerow(EXPORT_COLUMNS)
     for incident in incidents.order_by("-created_at", "-id").iterator(chunk_size=1000):
-        writer.writerow([_csv_safe(getattr(incident, attr)) for _h, attr in EXPORT_COLUMNS])
+        writer.writerow([csv_cell(getattr(incident, column)) for column in EXPORT_COLUMNS])
     return response
 
 
-def _csv_safe(value) -> str:
+def csv_cell(value) -> str:
     """Stringify for CSV and defuse spreadsheet formulas (=, +, -, @ at the start)."""
     if value is None:
         return ""
