@@ -2,7 +2,9 @@
 
 Encrypted columns are found by introspection (every `fernet_fields.EncryptedField`).
 Blind indexes are declared on their model as
-`BLIND_INDEXES = {"index_field": ("source_field", Kind.X)}`. Rows are processed in
+`BLIND_INDEXES = {"index_field": ("source_field", Kind.X)}`, or with a third element
+naming a field whose value prefixes the source (`"<prefix>:<source>"`), for indexes
+scoped to an organisation. Rows are processed in
 primary-key order, in batches, each batch in its own transaction; a checkpoint per
 (model, target keys) lets an interrupted run resume where it stopped. Append-only
 tables (PostgreSQL trigger `<table>_append_only`) are rewritten with the trigger
@@ -84,10 +86,15 @@ def _rewrite_batch(target: Target, rows: list[dict]) -> None:
         for name in target.encrypted:
             field = meta.get_field(name)
             values.append(field.get_db_prep_save(row[name], connection))
-        for source, kind in target.indexes.values():
+        for source, kind, *prefix in target.indexes.values():
             source_value = row[source]
-            values.append(blind_index(kind, source_value) if source_value not in (None, "") else "")
-        params.append([*values, row["pk"]])
+            if source_value in (None, ""):
+                values.append("")
+                continue
+            if prefix:
+                source_value = f"{row[prefix[0]]}:{source_value}"
+            values.append(blind_index(kind, source_value))
+        params.append([*values, meta.pk.get_db_prep_value(row["pk"], connection)])
     guarded = _append_only(table)
     with transaction.atomic(), connection.cursor() as cursor:
         if guarded:
@@ -112,16 +119,19 @@ def rotate(
         if checkpoint.finished_at is not None:
             yield target, 0
             continue
-        sources = {source for source, _kind in target.indexes.values()}
+        sources = {field for spec in target.indexes.values() for field in (spec[0], *spec[2:])}
         fields = sorted(set(target.encrypted) | sources)
         done = 0
         queryset = target.model._base_manager.order_by("pk")
         while True:
-            batch = list(queryset.filter(pk__gt=checkpoint.last_pk).values("pk", *fields)[:batch_size])
+            remaining = queryset
+            if checkpoint.last_pk:
+                remaining = queryset.filter(pk__gt=target.model._meta.pk.to_python(checkpoint.last_pk))
+            batch = list(remaining.values("pk", *fields)[:batch_size])
             if not batch:
                 break
             _rewrite_batch(target, batch)
-            checkpoint.last_pk = batch[-1]["pk"]
+            checkpoint.last_pk = str(batch[-1]["pk"])
             checkpoint.rows_done += len(batch)
             checkpoint.save(update_fields=["last_pk", "rows_done"])
             done += len(batch)

@@ -12,6 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from fernet_fields import EncryptedCharField, EncryptedTextField
 
+from portal.crypto import Kind
 from portal.regions import Province
 
 from . import rules
@@ -250,6 +251,9 @@ class CaseFlag(models.Model):
 
     objects = CaseFlagQuerySet.as_manager()
 
+    # Recomputed by `rotate_keys` (index field -> source field, kind[, prefix field]).
+    BLIND_INDEXES = {"consultation_ref_index": ("consultation_ref", Kind.IDENTIFIER, "operator_id")}
+
     class Meta:
         verbose_name = _("suspected case flag")
         verbose_name_plural = _("suspected case flags")
@@ -313,6 +317,9 @@ class CaseIdentity(models.Model):
     purged_at = models.DateTimeField(_("purged"), null=True, blank=True)
 
     objects = CaseIdentityQuerySet.as_manager()
+
+    # Recomputed by `rotate_keys` (index field -> source field, kind[, prefix field]).
+    BLIND_INDEXES = {"nik_index": ("nik", Kind.NIK)}
 
     class Meta:
         verbose_name = _("identity (vault)")

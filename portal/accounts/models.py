@@ -220,7 +220,8 @@ class KeyRotationCheckpoint(models.Model):
     model_label = models.CharField(max_length=100)
     # Hash of the target keys (never the keys themselves).
     fingerprint = models.CharField(max_length=32)
-    last_pk = models.BigIntegerField(default=0)
+    # The last primary key done, as text: integer and UUID keys alike ("" = none yet).
+    last_pk = models.CharField(max_length=64, default="", blank=True)
     rows_done = models.BigIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
