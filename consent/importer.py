@@ -60,8 +60,9 @@ STOP_MICROS = WITHDRAWAL_STOP_HOURS * 3600 * 1_000_000
 SEP = "\x1f"
 
 COPY_COLUMNS = (
-    "record_id", "operator_id", "seq", "subject_identifier", "subject_index", "purpose_code",
-    "policy_version_id", "state", "method", "actor_type", "recorded_by_id", "event_at", "recorded_at",
+    "record_id", "operator_id", "seq", "subject_identifier", "subject_index", "subject_digest",
+    "purpose_code", "policy_version_id", "state", "method", "actor_type", "recorded_by_id", "event_at",
+    "recorded_at",
     "expires_at", "stop_processing_by", "evidence", "import_key", "prev_hash", "hash",
 )  # fmt: skip
 
@@ -331,8 +332,9 @@ class _Writer:
             # The Fernet token (URL-safe base64 bytes) goes to the bytea column as \x hex.
             token = "\\\\x" + token.hex()
             lines.append("\t".join((
-                record_id, operator_id, str(seq), token, row.index, row.purpose, str(row.version_id),
-                row.state, row.method, row.actor, actor_id, row.event_at.isoformat(), recorded_at,
+                record_id, operator_id, str(seq), token, row.index, row.index, row.purpose,
+                str(row.version_id), row.state, row.method, row.actor, actor_id, row.event_at.isoformat(),
+                recorded_at,
                 row.expires_at.isoformat() if row.expires_at is not None else "\\N",
                 (row.event_at + stop_after).isoformat() if row.state == withdrawn else "\\N",
                 _copy_text(row.evidence_json), row.key, prev, digest,
@@ -345,7 +347,8 @@ class _Writer:
         events = [
             ConsentEvent(
                 record_id=record_id, operator_id=self.operator.pk, seq=seq, subject_identifier=row.subject,
-                subject_index=row.index, purpose_code=row.purpose, policy_version_id=row.version_id,
+                subject_index=row.index, subject_digest=row.index, purpose_code=row.purpose,
+                policy_version_id=row.version_id,
                 state=row.state, method=row.method, actor_type=row.actor, recorded_by_id=self.actor_id,
                 event_at=row.event_at, recorded_at=self.recorded_at, expires_at=row.expires_at,
                 stop_processing_by=row.event_at + stop_after if row.state == ConsentState.WITHDRAWN else None,

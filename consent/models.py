@@ -23,6 +23,8 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from fernet_fields import EncryptedCharField
 
+from portal.crypto import Kind
+
 # Purpose code for sharing a flagged user's identity with health authorities; the
 # suspected-cases app asks `services.has_current_consent` about it.
 SHARE_IDENTITY_WITH_HEALTH_AUTHORITIES = "share-identity-health"
@@ -403,6 +405,10 @@ class ConsentEvent(models.Model):
     subject_identifier = EncryptedCharField(_("subject identifier"), max_length=200)
     # Keyed HMAC of the identifier: serves "every event of this subject" without decrypting.
     subject_index = models.CharField(max_length=64, editable=False)
+    # The blind index as it was when the event was written: the hash chain covers this
+    # frozen copy, so `rotate_keys` can recompute `subject_index` under a new key
+    # without breaking the chain.
+    subject_digest = models.CharField(max_length=64, editable=False, default="")
     purpose_code = models.CharField(_("purpose"), max_length=60)
     policy_version = models.ForeignKey(
         PolicyVersion,
@@ -438,6 +444,9 @@ class ConsentEvent(models.Model):
     hash = models.CharField(max_length=64, editable=False)
 
     objects = ConsentEventQuerySet.as_manager()
+
+    # Recomputed by `rotate_keys` (the chain covers `subject_digest`, which stays).
+    BLIND_INDEXES = {"subject_index": ("subject_identifier", Kind.IDENTIFIER)}
 
     class Meta:
         verbose_name = _("consent event")
@@ -494,7 +503,7 @@ CANONICAL_FIELDS = (
     "operator_id",
     "seq",
     "record_id",
-    "subject_index",
+    "subject_digest",
     "purpose_code",
     "policy_version_id",
     "state",

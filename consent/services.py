@@ -255,6 +255,7 @@ def lock_head(operator) -> LedgerHead:
 
 def _next_event(*, head: LedgerHead, **values) -> ConsentEvent:
     """Return the next unsaved event of the chain and advance `head` in memory."""
+    values.setdefault("subject_digest", values.get("subject_index", ""))
     event = ConsentEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, **values)
     if event.state == ConsentState.WITHDRAWN:
         event.stop_processing_by = stop_processing_deadline(event.event_at)
@@ -425,7 +426,9 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
     """Yield the first break of each operator's chain (or of `operator`'s); nothing if intact.
 
     `deep` also decrypts each identifier and checks it against its blind index, which
-    catches a ciphertext swapped in from another row (the hash covers the index).
+    catches a ciphertext swapped in from another row (the hash covers the index as it
+    was written, `subject_digest`; the lookup index `subject_index` may since have been
+    recomputed under a rotated key).
     """
     if operator is not None:
         operator_ids = [operator.pk]
@@ -436,12 +439,11 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
         # loop that decides how long verification takes.
         fields = (*CANONICAL_FIELDS, "prev_hash", "hash")
         if deep:
-            fields += ("subject_identifier",)
+            fields += ("subject_identifier", "subject_index")
         rows = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq").values_list(*fields)
         count = len(CANONICAL_FIELDS)
         seq_at = CANONICAL_FIELDS.index("seq")
         id_at = CANONICAL_FIELDS.index("record_id")
-        index_at = CANONICAL_FIELDS.index("subject_index")
         prev_hash, expected_seq = GENESIS_HASH, 1
         broken = None
         for row in rows.iterator(chunk_size=5000):
@@ -452,7 +454,7 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
                 broken = (values, "previous hash does not match")
             elif chain_hash(stored_prev, canonical_bytes(values)) != stored_hash:
                 broken = (values, "content does not match its hash")
-            elif deep and subject_index(row[count + 2]) != values[index_at]:
+            elif deep and subject_index(row[count + 2]) != row[count + 3]:
                 broken = (values, "identifier does not match its blind index")
             if broken:
                 break

@@ -93,3 +93,44 @@ def test_an_interrupted_rotation_resumes_where_it_stopped(keys):
     assert results["accounts.Operator"] == len(operators) - 2  # the first batch is not redone
     keys([NEW_KEY], NEW_INDEX_KEY)
     assert all(Operator.objects.get(pk=op.pk).contact_phone for op in operators)
+
+
+def test_rotation_keeps_the_consent_ledger_verifiable_and_searchable(keys, operator):
+    from consent import services as consent_services
+    from tests.consent.helpers import give, published_version
+
+    keys([OLD_KEY], OLD_INDEX_KEY)
+    version = published_version(operator)
+    for subject in ("customer-1", "customer-2"):
+        give(operator, subject, version=version)
+    keys([NEW_KEY, OLD_KEY], NEW_INDEX_KEY)
+    list(rotate(batch_size=1))
+
+    keys([NEW_KEY], NEW_INDEX_KEY)
+    assert list(consent_services.verify_ledger(operator=operator, deep=True)) == []
+    states = consent_services.current_states(operator=operator, subject_identifier="customer-2")
+    assert [e.subject_identifier for e in states] == ["customer-2"]
+    assert consent_services.has_current_consent(
+        operator=operator, subject_identifier="customer-1", purpose_code=states[0].purpose_code
+    )
+
+
+def test_rotation_keeps_suspected_case_duplicates_findable(keys, healthtech_operator):
+    from incidents.cases.models import CaseIdentity
+    from incidents.cases.services import consultation_index
+    from tests.factories import cases_make_flag
+
+    keys([OLD_KEY], OLD_INDEX_KEY)
+    flag = cases_make_flag(healthtech_operator, consultation_ref="KONS-001")
+    flag.consultation_ref_index = consultation_index(healthtech_operator, "KONS-001")
+    flag.save()
+    identity = CaseIdentity.objects.create(
+        flag=flag, nik="3171014101900001", nik_index=blind_index(Kind.NIK, "3171014101900001")
+    )
+    keys([NEW_KEY, OLD_KEY], NEW_INDEX_KEY)
+    list(rotate(batch_size=5))
+
+    keys([NEW_KEY], NEW_INDEX_KEY)
+    assert CaseIdentity.objects.get(nik_index=blind_index(Kind.NIK, "3171014101900001")).pk == identity.pk
+    found = type(flag).objects.get(consultation_ref_index=consultation_index(healthtech_operator, "KONS-001"))
+    assert found.pk == flag.pk
