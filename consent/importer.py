@@ -34,7 +34,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .fernet_batch import encrypt_many
 from .models import (
     WITHDRAWAL_STOP_HOURS,
     ActorType,
@@ -275,7 +274,8 @@ class _Writer:
         self.actor_id = actor.pk if actor is not None else None
         self.recorded_at = timezone.now()
         # The key fernet_fields encrypts with (the first of FERNET_KEYS, HKDF-derived).
-        self.fernet_key = ConsentEvent._meta.get_field("subject_identifier").fernet_keys[0]
+        # The field's own Fernet (first key of FERNET_KEYS, derived as fernet_fields does).
+        self.fernet = ConsentEvent._meta.get_field("subject_identifier").fernet
         self.copy = None
         if connection.vendor == "postgresql":
             from psycopg.copy import QueuedLibpqWriter
@@ -321,7 +321,8 @@ class _Writer:
         self.head.last_seq, self.head.last_hash = seq, prev
 
     def _copy(self, chained) -> None:
-        tokens = encrypt_many(self.fernet_key, [row.subject.encode() for _, _, row, _, _ in chained])
+        encrypt = self.fernet.encrypt
+        tokens = [encrypt(row.subject.encode()) for _, _, row, _, _ in chained]
         operator_id = str(self.operator.pk)
         actor_id = "\\N" if self.actor_id is None else str(self.actor_id)
         recorded_at = self.recorded_at.isoformat()
