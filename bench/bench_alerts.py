@@ -246,7 +246,10 @@ def run_baseline(n: int, receiver: Receiver, secret: str, producers: int) -> dic
     import json
     import uuid
 
-    def produce(count: int, sent_at: dict[str, float]) -> None:
+    sent_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def produce(count: int) -> None:
         for _ in range(count):
             msg_id = f"msg_{uuid.uuid4().hex}"
             body = json.dumps(
@@ -257,10 +260,11 @@ def run_baseline(n: int, receiver: Receiver, secret: str, producers: int) -> dic
                     "data": {"schema": "incident.submitted/1", "incident": {"reference": "B"}},
                 }
             )
-            sent_at[msg_id] = time.time()
+            with lock:
+                sent_at[msg_id] = time.time()
             bare_post_task.apply_async((receiver.url, msg_id, body, secret))
 
-    sent_at = _run_producers(produce, n, producers)
+    _run_producers(produce, n, producers)
     if not receiver.wait_for(set(sent_at), timeout=300):
         raise SystemExit("baseline: not every message arrived")
     return summarise("baseline: bare Celery task, same POST, no DB", sent_at, receiver)
@@ -272,7 +276,10 @@ def run_pipeline(n: int, receiver: Receiver, operator, producers: int) -> dict:
     from portal.alerts.models import EventType
     from portal.alerts.services import emit_event
 
-    def produce(count: int, sent_at: dict[str, float]) -> None:
+    sent_at: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def produce(count: int) -> None:
         try:
             for i in range(count):
                 stamp: list[float] = []
@@ -287,53 +294,31 @@ def run_pipeline(n: int, receiver: Receiver, operator, producers: int) -> dict:
                             "incident": {"reference": f"INC-{i}", "severity": "high"},
                         },
                     )
-                sent_at[alert.webhook_id] = stamp[0]
+                with lock:
+                    sent_at[alert.webhook_id] = stamp[0]
         finally:
             connection.close()
 
-    sent_at = _run_producers(produce, n, producers)
+    _run_producers(produce, n, producers)
     if not receiver.wait_for(set(sent_at), timeout=300):
         raise SystemExit("pipeline: not every alert arrived")
     return summarise("pipeline: emit_event -> outbox -> Redis -> worker -> webhook", sent_at, receiver)
 
 
-def _run_producers(produce, n: int, producers: int) -> dict[str, float]:
-    """Run `produce(count, sent_at)` in `producers` forked processes (no shared GIL); merge their stamps."""
-    import multiprocessing
-
-    from django.db import connections
-
-    connections.close_all()  # each child opens its own database connection
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-
-    def child(count: int) -> None:
-        app._pool = None  # a fresh broker connection in this process
-        app.amqp._producer_pool = None
-        stamps: dict[str, float] = {}
-        try:
-            produce(count, stamps)
-        finally:
-            connections.close_all()
-            results.put(stamps)
-
+def _run_producers(produce, n: int, producers: int) -> None:
     share = [n // producers + (1 if i < n % producers else 0) for i in range(producers)]
-    processes = [context.Process(target=child, args=(count,)) for count in share]
-    for process in processes:
-        process.start()
-    sent_at: dict[str, float] = {}
-    for _ in processes:
-        sent_at.update(results.get(timeout=600))
-    for process in processes:
-        process.join()
-    return sent_at
+    threads = [threading.Thread(target=produce, args=(count,)) for count in share]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--alerts", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4, help="worker processes (prefork)")
-    parser.add_argument("--producers", type=int, default=4, help="processes committing events")
+    parser.add_argument("--producers", type=int, default=4, help="threads committing events")
     parser.add_argument("--prefetch", type=int, default=4, help="worker prefetch multiplier")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
     args = parser.parse_args()
@@ -369,7 +354,7 @@ def main() -> None:
     delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count()
     print(
         f"bench_alerts: {args.alerts} alerts, worker {args.pool} x{args.concurrency} "
-        f"prefetch x{args.prefetch}, {args.producers} producer processes, {os.cpu_count()} CPUs, "
+        f"prefetch x{args.prefetch}, {args.producers} producer threads, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}, database {db['ENGINE'].rsplit('.', 1)[-1]}, "
         f"broker {BENCH_REDIS_URL}"
     )
