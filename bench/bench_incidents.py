@@ -110,7 +110,7 @@ def setup_people() -> tuple[User, User, Operator]:
 
 def seed(total: int, operators: list[Operator], reporter: User, analyst: User) -> None:
     """Add incidents (and their final-report obligations) until there are `total` of them."""
-    rng = random.Random(total)
+    rng = random.Random(total)  # deterministic: the same data every run
     start = Incident.objects.count()
     final_rule = DeadlineRule.objects.get(code="final-report")
     pdp_rule = DeadlineRule.objects.get(code="pdp-failure-notice")
@@ -120,10 +120,11 @@ def seed(total: int, operators: list[Operator], reporter: User, analyst: User) -
         for n in range(offset, min(offset + batch, total)):
             # A fifth of everything belongs to the big operator; the rest is spread evenly.
             operator = operators[0] if n % 5 == 0 else operators[1 + n % (OPERATORS - 1)]
-            submitted = NOW - timedelta(minutes=n * 3 % (400 * 24 * 60))
+            # Spread over the last 400 days at any size, so the 1,000-row baseline looks like the whole.
+            submitted = NOW - timedelta(minutes=rng.randrange(400 * 24 * 60))
             aware = submitted - timedelta(hours=2)
-            status = STATUSES[n % len(STATUSES)]
-            personal = n % 4 == 0
+            status = rng.choice(STATUSES)
+            personal = rng.random() < 0.25
             deadlines = [(final_rule, submitted + final_rule.period, 72, rng.random() < 0.6)]
             if personal:
                 deadlines.append((pdp_rule, aware + pdp_rule.period, 24, False))
@@ -134,9 +135,9 @@ def seed(total: int, operators: list[Operator], reporter: User, analyst: User) -
                     operator=operator,
                     created_by=reporter,
                     title=f"Bench incident {n}",
-                    category=list(Category)[n % len(Category)],
-                    severity=list(Severity)[n % 4],
-                    bssn_severity=list(Severity)[n % 4] if n % 3 == 0 else "",
+                    category=rng.choice(list(Category)),
+                    severity=rng.choice(list(Severity)),
+                    bssn_severity=rng.choice(list(Severity)) if rng.random() < 0.3 else "",
                     tlp="amber",
                     description="Seeded for the benchmark.",
                     chronology="-",
