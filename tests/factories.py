@@ -46,8 +46,10 @@ def cases_flag(operator, admin_user) -> int:
 
 def _incident(operator, admin_user):
     from incidents.models import Incident
+    from incidents.seed import seed_deadline_rules
     from tests.incidents.helpers import file_incident
 
+    seed_deadline_rules()  # transactional tests flush the data migration's rows
     return Incident.objects.filter(operator=operator).first() or file_incident(operator, admin_user)
 
 

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from incidents.models import Incident, Status
+from incidents.seed import seed_deadline_rules
 from portal.accounts.demo import demo_email, seed_demo
 from portal.accounts.models import User
 from tests.conftest import give_totp_device, totp_code
@@ -57,6 +58,7 @@ def _history(page) -> list[str]:
 
 def test_an_incident_from_draft_to_closed_through_the_browser(page, live_server, mailoutbox):
     seed_demo(password=DEMO_PASSWORD)
+    seed_deadline_rules()  # a transactional test before this one may have flushed them
     browser = page.context.browser
     now = timezone.now()
 

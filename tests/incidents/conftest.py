@@ -6,6 +6,16 @@ from tests.conftest import make_member, make_operator
 
 
 @pytest.fixture(autouse=True)
+def deadline_rules(request):
+    """Restore the migration's deadline rules where a transactional test flushed them."""
+    if "db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        from incidents.seed import seed_deadline_rules
+
+        request.getfixturevalue("db")
+        seed_deadline_rules()
+
+
+@pytest.fixture(autouse=True)
 def private_storage(tmp_path, settings):
     """Keep each test's evidence files in its own folder."""
     settings.PRIVATE_STORAGE_ROOT = tmp_path / "private"
