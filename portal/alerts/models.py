@@ -14,9 +14,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from fernet_fields import EncryptedCharField
+from fernet_fields import EncryptedCharField, EncryptedTextField
 
 from portal.accounts.models import Operator, Sector
+from portal.fields import EncryptedJSONField
 from portal.regions import Province
 
 from .ssrf import UnsafeURL, resolve
@@ -265,9 +266,10 @@ class Alert(models.Model):
     province = models.CharField(_("province"), max_length=5, choices=Province.choices, blank=True)
     subject_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True)
     subject_id = models.CharField(max_length=64, blank=True)
-    payload = models.JSONField(_("data"))
+    # Encrypted at rest: with the data subject's consent a payload carries an identity.
+    payload = EncryptedJSONField(_("data"))
     # The exact envelope bytes every channel of this alert receives (JSON, UTF-8).
-    body = models.TextField(editable=False)
+    body = EncryptedTextField(editable=False)
     unrouted = models.BooleanField(
         _("unrouted"),
         default=False,
