@@ -72,12 +72,24 @@ def consent_version(operator, admin_user) -> int:
     if current is not None:  # several URL keywords of one route share the operator's policy
         return current.pk
     version = consent_services.create_policy_version(
-        operator=operator, actor=admin_user,
-        data={"title": "Kebijakan Privasi", "text_id": "Teks.", "text_en": "Text.",
-              "effective_date": date(2026, 1, 1), "change_summary": ""},
+        operator=operator,
+        actor=admin_user,
+        data={
+            "title": "Kebijakan Privasi",
+            "text_id": "Teks.",
+            "text_en": "Text.",
+            "effective_date": date(2026, 1, 1),
+            "change_summary": "",
+        },
     )
-    Purpose.objects.create(version=version, code="marketing-email", description="E-mail marketing",
-                           legal_basis="consent", data_categories="e-mail address", retention="1 year")
+    Purpose.objects.create(
+        version=version,
+        code="marketing-email",
+        description="E-mail marketing",
+        legal_basis="consent",
+        data_categories="e-mail address",
+        retention="1 year",
+    )
     return consent_services.publish_version(version=version, actor=admin_user).pk
 
 
@@ -88,8 +100,13 @@ def consent_event(operator, admin_user):
 
     version = PolicyVersion.objects.get(pk=consent_version(operator, admin_user))
     return consent_services.record_consent(
-        operator=operator, actor=admin_user, subject_identifier="customer-1",
-        purpose_codes=["marketing-email"], state="given", policy_version=version, method="web_form",
+        operator=operator,
+        actor=admin_user,
+        subject_identifier="customer-1",
+        purpose_codes=["marketing-email"],
+        state="given",
+        policy_version=version,
+        method="web_form",
     )[0].record_id
 
 
@@ -98,8 +115,10 @@ def consent_import(operator, admin_user):
     from consent import services as consent_services
 
     consent_version(operator, admin_user)
-    data = (b"subject_id,purpose,state,event_time,method,policy_version\n"
-            b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n")
+    data = (
+        b"subject_id,purpose,state,event_time,method,policy_version\n"
+        b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n"
+    )
     return consent_services.preview_import(
         operator=operator, actor=admin_user, filename="c.csv", data=data
     ).pk

@@ -12,7 +12,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def _csp_errors(page) -> list[str]:
-    return [e for e in page.console_errors if "Content Security Policy" in e or "Content-Security-Policy" in e]
+    return [
+        e for e in page.console_errors if "Content Security Policy" in e or "Content-Security-Policy" in e
+    ]
 
 
 def _sign_in(page, live_server, email: str, next_path: str = "/") -> None:

@@ -166,7 +166,9 @@ def test_verify_ledger_names_an_event_altered_behind_the_orms_back(operator):
         # On PostgreSQL the trigger must be disabled first, as an attacker with the
         # table owner's rights would.
         if connection.vendor == "postgresql":
-            cursor.execute("ALTER TABLE consent_consentevent DISABLE TRIGGER consent_consentevent_append_only")
+            cursor.execute(
+                "ALTER TABLE consent_consentevent DISABLE TRIGGER consent_consentevent_append_only"
+            )
         cursor.execute("UPDATE consent_consentevent SET state = 'refused' WHERE seq = %s", [target.seq])
         if connection.vendor == "postgresql":
             cursor.execute("ALTER TABLE consent_consentevent ENABLE TRIGGER consent_consentevent_append_only")
