@@ -453,6 +453,9 @@ class Evidence(models.Model):
     )
     by_bssn = models.BooleanField(default=False)
     uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+    # Set when the retention period after closing removed the file; the row (name,
+    # size, sha256) stays as the record that it existed.
+    purged_at = models.DateTimeField(_("deleted after retention"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("evidence file")

@@ -973,3 +973,35 @@ def send_due_reminders(*, now: datetime | None = None) -> dict[str, int]:
 
 def staff_users_for_assignment() -> Iterable[User]:
     return User.objects.filter(is_staff=True, is_active=True).order_by("email")
+
+
+def purge_expired_evidence(*, now: datetime | None = None) -> int:
+    """Delete evidence files of incidents closed longer than EVIDENCE_RETENTION_DAYS.
+
+    The file leaves storage; the row (name, size, sha256) stays, marked purged. Each
+    purge is audited. Idempotent: purged rows are skipped, so a doubled run is harmless.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.EVIDENCE_RETENTION_DAYS)
+    expired = Evidence.objects.select_related("incident__operator").filter(
+        purged_at__isnull=True, incident__status__in=CLOSING_STATUSES, incident__closed_at__lte=cutoff
+    )
+    purged = 0
+    for evidence in expired.iterator(chunk_size=200):
+        with transaction.atomic():
+            claimed = Evidence.objects.filter(pk=evidence.pk, purged_at__isnull=True).update(purged_at=now)
+            if not claimed:
+                continue
+            record(
+                action="evidence.purge",
+                operator=evidence.incident.operator,
+                target=evidence,
+                changes={"sha256": evidence.sha256, "retention_days": settings.EVIDENCE_RETENTION_DAYS},
+            )
+        # The file goes after the row is marked: a crash here leaves an orphan file, never
+        # a row that points at nothing.
+        evidence.file.delete(save=False)
+        purged += 1
+    if purged:
+        logger.info("purged %d evidence files past retention", purged)
+    return purged

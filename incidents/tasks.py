@@ -9,3 +9,9 @@ from . import services
 def send_deadline_reminders_task() -> dict[str, int]:
     """Beat: send every deadline reminder and overdue notice that is due and not yet sent."""
     return services.send_due_reminders()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_expired_evidence_task() -> int:
+    """Beat: delete evidence files past the retention period after closing."""
+    return services.purge_expired_evidence()

@@ -404,6 +404,8 @@ def evidence_download(request, reference: str, evidence_id: int):
 
 def serve_evidence(request, evidence: Evidence) -> FileResponse:
     """Stream a private evidence file as an attachment, after recording the download."""
+    if evidence.purged_at is not None:
+        return render(request, "incidents/evidence_purged.html", {"evidence": evidence}, status=410)
     try:
         handle = evidence.file.open("rb")
     except FileNotFoundError:

@@ -283,6 +283,12 @@ LOGGING = {
 # a supervisor can change the rule afterwards in the admin).
 INCIDENT_FINAL_REPORT_DAYS = env.int("INCIDENT_FINAL_REPORT_DAYS", default=30)
 # Deadline reminders and overdue notices; a late or doubled run neither loses nor repeats one.
+# Days evidence files are kept after their incident is closed (the record of them stays).
+EVIDENCE_RETENTION_DAYS = env.int("EVIDENCE_RETENTION_DAYS", default=730)
+CELERY_BEAT_SCHEDULE["incidents-purge-evidence"] = {
+    "task": "incidents.tasks.purge_expired_evidence_task",
+    "schedule": 6 * 3600,  # a late run only delays a purge
+}
 CELERY_BEAT_SCHEDULE["incidents-deadline-reminders"] = {
     "task": "incidents.tasks.send_deadline_reminders_task",
     "schedule": env.float("INCIDENT_REMINDER_INTERVAL_SECONDS", default=300.0),
