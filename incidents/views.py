@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.models import WRITE_ROLES
 from portal.accounts.tenancy import get_for_operator, operator_view
+from portal.audit.services import record as audit_record
 
 from . import services
 from .forms import CommentForm, ConfirmNoticeForm, EvidenceForm, IncidentFilterForm, IncidentForm, ReportForm
@@ -105,6 +106,10 @@ EXPORT_COLUMNS = [
 def incident_export(request):
     """Export the (filtered) incident list as CSV; no conversation, so nothing internal."""
     _form, incidents = _filtered(request)
+    audit_record(
+        action="incident.export", actor=request.user, operator=request.operator,
+        changes={"format": "csv", "filters": {k: v[:100] for k, v in request.GET.items()}}, request=request,
+    )  # fmt: skip
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="incidents-{request.operator.slug}.csv"'
     writer = csv.writer(response)
@@ -227,6 +232,10 @@ def incident_detail(request, reference: str):
 def incident_export_json(request, reference: str):
     """The incident as the operator sees it, as JSON: reports, history, conversation (no internal notes)."""
     incident = _get_incident(request, reference)
+    audit_record(
+        action="incident.export", actor=request.user, operator=request.operator, target=incident,
+        changes={"format": "json"}, request=request,
+    )  # fmt: skip
     doc = {
         "reference": incident.reference,
         "status": incident.status,

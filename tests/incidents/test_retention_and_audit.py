@@ -50,3 +50,18 @@ def test_evidence_of_open_or_recently_closed_incidents_stays(settings, operator,
     open_one = _evidence(operator, reporter, closed_days_ago=None)
     assert services.purge_expired_evidence() == 0
     assert Evidence.objects.filter(pk__in=[recent.pk, open_one.pk], purged_at__isnull=True).count() == 2
+
+
+def test_every_incident_export_is_audited(operator, reporter, client_for):
+    incident = file_incident(operator, reporter)
+    c = client_for(reporter)
+    c.get(reverse("incidents:export", kwargs={"operator_slug": operator.slug}))
+    c.get(
+        reverse(
+            "incidents:export_json", kwargs={"operator_slug": operator.slug, "reference": incident.reference}
+        )
+    )
+    formats = sorted(
+        e.changes["format"] for e in AuditEvent.objects.filter(action="incident.export", actor=reporter)
+    )
+    assert formats == ["csv", "json"]
