@@ -22,7 +22,8 @@ from portal.regions import Province
 
 from .ssrf import UnsafeURL, resolve
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 # nosec B105 - the Standard Webhooks prefix, not a secret
+# The Standard Webhooks prefix, not a secret.
+SECRET_PREFIX = "whsec_"  # noqa: S105 # nosec B105
 
 
 class EventType(models.TextChoices):
@@ -215,7 +216,8 @@ class Channel(models.Model):
             self.previous_secret = self.secret
             self.previous_secret_expires_at = timezone.now() + overlap
         else:
-            self.previous_secret = ""  # nosec B105 - clearing the old secret
+            # Clearing the old secret, not setting a password.
+            self.previous_secret = ""  # nosec B105
             self.previous_secret_expires_at = None
         self.secret = new_webhook_secret()
         return self.secret

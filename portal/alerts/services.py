@@ -201,7 +201,8 @@ def backoff_seconds(*, attempt: int, retry_after: float | None = None) -> float:
     """Return the wait before retry `attempt`: exponential, capped, jittered; honours Retry-After."""
     base = settings.ALERTS_BACKOFF_BASE * (2 ** max(0, attempt - 1))
     wait = min(settings.ALERTS_BACKOFF_CAP, base)
-    wait = wait / 2 + random.uniform(0, wait / 2)  # noqa: S311 # nosec B311 - jitter, not security
+    # Jitter, not security: the standard generator is right here.
+    wait = wait / 2 + random.uniform(0, wait / 2)  # noqa: S311 # nosec B311
     if retry_after is not None:
         wait = max(wait, min(retry_after, settings.ALERTS_RETRY_AFTER_CAP))
     return wait
