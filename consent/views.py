@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.models import ADMIN_ROLES, ALL_ROLES, WRITE_ROLES, Operator
 from portal.accounts.tenancy import get_for_operator, operator_view
+from portal.spreadsheets import csv_cell
 
 from . import services
 from .diff import side_by_side
@@ -264,7 +265,7 @@ def _csv_stream(rows: Iterator[dict]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(services.EXPORT_COLUMNS)
     for row in rows:
-        yield writer.writerow([row[c] for c in services.EXPORT_COLUMNS])
+        yield writer.writerow([csv_cell(row[c]) for c in services.EXPORT_COLUMNS])
 
 
 def _json_stream(rows: Iterator[dict]) -> Iterator[str]:

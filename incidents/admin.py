@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Operator, Sector, User
 from portal.audit.services import record
+from portal.spreadsheets import csv_cell
 
 from . import services
 from .forms import AssignForm, BssnMessageForm, TransitionForm, WaiveForm
@@ -38,7 +39,7 @@ from .models import (
     Status,
     StatusChange,
 )
-from .views import csv_cell, serve_evidence
+from .views import serve_evidence
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from portal.accounts.models import WRITE_ROLES
 from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.audit.services import record as audit_record
+from portal.spreadsheets import csv_cell
 
 from . import services
 from .forms import CommentForm, ConfirmNoticeForm, EvidenceForm, IncidentFilterForm, IncidentForm, ReportForm
@@ -117,16 +118,6 @@ def incident_export(request):
     for incident in incidents.order_by("-created_at", "-id").iterator(chunk_size=1000):
         writer.writerow([csv_cell(getattr(incident, column)) for column in EXPORT_COLUMNS])
     return response
-
-
-def csv_cell(value) -> str:
-    """Stringify for CSV and defuse spreadsheet formulas (=, +, -, @ at the start)."""
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @operator_view(roles=WRITE_ROLES)

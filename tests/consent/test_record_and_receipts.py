@@ -125,3 +125,11 @@ def test_recording_refuses_an_event_in_the_future(client_for, reporter, operator
     version = published_version(operator)
     response = _record(client_for(reporter), operator, version, event_at="2099-01-01T00:00")
     assert response.status_code == 200 and not ConsentEvent.objects.exists()
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas_in_identifiers(client_for, op_admin, operator):
+    give(operator, '=HYPERLINK("http://evil.example","x")')
+    response = client_for(op_admin).get(reverse("consent:export_csv", args=[operator.slug]))
+    body = b"".join(response.streaming_content).decode()
+    assert "'=HYPERLINK" in body
+    assert ',"=HYPERLINK' not in body and ",=HYPERLINK" not in body
