@@ -219,6 +219,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every database connection before and after each task
+# unless this is set, which costs a new PostgreSQL connection per task. With it set
+# high, the fix-up leaves them open and portal/celery.py applies Django's own rules
+# (CONN_MAX_AGE, CONN_HEALTH_CHECKS) around each task, as Django does per request.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 10
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
