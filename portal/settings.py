@@ -315,6 +315,10 @@ ALERTS_MAX_COUNTDOWN = env.float("ALERTS_MAX_COUNTDOWN", default=300.0)
 ALERTS_SWEEP_INTERVAL = env.float("ALERTS_SWEEP_INTERVAL", default=30.0)
 ALERTS_PENDING_GRACE = env.float("ALERTS_PENDING_GRACE", default=60.0)
 ALERTS_STUCK_AFTER = env.float("ALERTS_STUCK_AFTER", default=float(CELERY_TASK_TIME_LIMIT))
+# After a webhook goes through, the same task sends up to BATCH_SIZE - 1 more due alerts
+# to that endpoint (one claim and one record for all), for at most BATCH_SECONDS.
+ALERTS_BATCH_SIZE = env.int("ALERTS_BATCH_SIZE", default=20)
+ALERTS_BATCH_SECONDS = env.float("ALERTS_BATCH_SECONDS", default=2.0)
 # How long a rotated webhook secret keeps signing beside the new one.
 ALERTS_SECRET_OVERLAP_HOURS = env.float("ALERTS_SECRET_OVERLAP_HOURS", default=24.0)
 CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {

@@ -261,12 +261,15 @@ class Alert(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices)
+    # No index of their own: the composite indexes below lead with these columns.
     operator = models.ForeignKey(
-        Operator, on_delete=models.PROTECT, related_name="alerts", null=True, blank=True
+        Operator, on_delete=models.PROTECT, related_name="alerts", null=True, blank=True, db_index=False
     )
     sector = models.CharField(_("sector"), max_length=20, choices=Sector.choices, blank=True)
     province = models.CharField(_("province"), max_length=5, choices=Province.choices, blank=True)
-    subject_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, null=True, blank=True)
+    subject_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, db_index=False
+    )
     subject_id = models.CharField(max_length=64, blank=True)
     # Encrypted at rest: with the data subject's consent a payload carries an identity.
     payload = EncryptedJSONField(_("data"))
@@ -351,10 +354,14 @@ class DeliveryQuerySet(models.QuerySet):
 
 
 class Delivery(models.Model):
-    """One alert to one channel. Retries reuse it; each try is an Attempt."""
+    """One alert to one channel. Retries reuse it; each try is an Attempt.
 
-    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    Written twice per send (claim, outcome), so it carries only the indexes it needs:
+    every index costs each of those writes.
+    """
+
+    # Indexed by the (alert, channel) constraint, which leads with it.
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="deliveries")
     authority = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="deliveries")
     kind = models.CharField(_("kind"), max_length=10, choices=ChannelKind.choices)
@@ -382,9 +389,12 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["alert", "channel"], name="alerts_delivery_once_per_channel"),
         ]
         indexes = [
-            # Serves the sweeper: "pending and due", "sending and claimed long ago".
-            models.Index(fields=["status", "next_attempt_at"], name="alerts_delivery_due"),
-            models.Index(fields=["status", "claimed_at"], name="alerts_delivery_stuck"),
+            # Serve the sweeper: "pending and due", "sending and claimed long ago". Partial,
+            # so delivered and dead rows (nearly all of them, in time) are not indexed.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(status="pending"), name="alerts_delivery_due"
+            ),
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_delivery_stuck"),
         ]
 
     def __str__(self) -> str:
@@ -400,7 +410,8 @@ class AttemptOutcome(models.TextChoices):
 class Attempt(models.Model):
     """One try at a delivery: when, what came back, how long it took."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by the (delivery, number) constraint, which leads with it.
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts", db_index=False)
     number = models.PositiveSmallIntegerField(_("number"))
     started_at = models.DateTimeField(_("started"))
     latency_ms = models.PositiveIntegerField(_("latency (ms)"))

@@ -32,22 +32,23 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.audit.services import record
 
+from . import store
 from .models import (
     Alert,
     Attempt,
     AttemptOutcome,
     Channel,
+    ChannelKind,
     Delivery,
     DeliveryStatus,
     EventPattern,
     EventType,
-    RoutingRule,
 )
 from .transports import SendResult, TransportError, send_plain_email, transport_for
 
@@ -58,19 +59,9 @@ logger = logging.getLogger(__name__)
 
 
 def route(*, event_type: str, sector: str, province: str) -> list[Channel]:
-    """Return the enabled channels that should receive this event, in a stable order."""
-    authority_ids = RoutingRule.objects.filter(
-        enabled=True,
-        event_pattern__in=EventPattern.matching(event_type),
-        sector__in=["", sector],
-        province__in=["", province],
-    ).values("authority_id")
-    # The secrets are not needed to route; deferring them skips decrypting each one.
-    channels = (
-        Channel.objects.enabled()
-        .filter(authority_id__in=authority_ids)
-        .defer("secret", "previous_secret")
-        .order_by("pk")
+    """Return the enabled channels that should receive this event, in a stable order (secrets not loaded)."""
+    channels = store.routed_channels(
+        patterns=EventPattern.matching(event_type), sector=sector, province=province
     )
     return [c for c in channels if c.wants(event_type)]
 
@@ -92,54 +83,67 @@ def emit_event(
         raise ValueError(f'payload must carry "schema": "{event_type}/1"')
     province = province or (operator.province if operator is not None else "")
     sector = operator.sector if operator is not None else ""
-    channels = route(event_type=event_type, sector=sector, province=province)
-    unrouted = not channels
-    if unrouted:
-        fallback = default_channel()
-        channels = [fallback] if fallback is not None else []
-        logger.warning(
-            "alert %s for %s matched no routing rule; sending to the default channel",
-            event_type,
-            sector or "-",
-        )
-    with transaction.atomic():
-        alert = Alert(
-            event_type=event_type,
-            operator=operator,
-            sector=sector,
-            province=province,
-            payload=payload,
-            unrouted=unrouted,
-            created_at=timezone.now(),
-        )
-        if subject is not None:
-            alert.subject_type = ContentType.objects.get_for_model(subject)
-            alert.subject_id = str(subject.pk)
-        alert.body = alert.render_body()
-        alert.save(force_insert=True)
-        deliveries = _create_deliveries(alert, channels)
-    if not deliveries:
-        logger.error("alert %s has no channel at all (no default channel configured)", alert.pk)
+    alert = Alert(
+        event_type=event_type,
+        operator=operator,
+        sector=sector,
+        province=province,
+        payload=payload,
+        created_at=timezone.now(),
+    )
+    if subject is not None:
+        alert.subject_type = ContentType.objects.get_for_model(subject)
+        alert.subject_id = str(subject.pk)
+    alert.body = alert.render_body()
+    patterns = EventPattern.matching(event_type)
+    # No savepoint: inside the caller's transaction the alert stands or falls with the event.
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            ids = store.insert_routed(alert, patterns=patterns, sector=sector, province=province)
+        else:
+            channels = route(event_type=event_type, sector=sector, province=province)
+            alert.unrouted = not channels
+            store.insert(Alert, [alert])
+            ids = [d.pk for d in _create_deliveries(alert, channels, enqueue=False)]
+        if not ids:
+            ids = _send_unrouted(alert, event_type=event_type, sector=sector)
+        if ids:
+            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids), robust=True)
     return alert
 
 
-def _create_deliveries(alert: Alert, channels: list[Channel]) -> list[Delivery]:
-    deliveries = Delivery.objects.bulk_create(
-        [
-            Delivery(
-                alert=alert,
-                channel=c,
-                authority_id=c.authority_id,
-                kind=c.kind,
-                address=c.address,
-                next_attempt_at=alert.created_at,
-                created_at=alert.created_at,
-            )
-            for c in channels
-        ]
+def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[int]:
+    """Give an alert that no rule routed to BSSN's default channel, and flag it; return the delivery ids."""
+    logger.warning(
+        "alert %s for %s matched no routing rule; sending to the default channel", event_type, sector or "-"
     )
+    Alert.objects.filter(pk=alert.pk).update(unrouted=True)
+    alert.unrouted = True
+    fallback = default_channel()
+    if fallback is None:
+        logger.error("alert %s has no channel at all (no default channel configured)", alert.pk)
+        return []
+    return [d.pk for d in _create_deliveries(alert, [fallback], enqueue=False)]
+
+
+def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool = True) -> list[Delivery]:
+    if not channels:
+        return []
+    deliveries = [
+        Delivery(
+            alert=alert,
+            channel=c,
+            authority_id=c.authority_id,
+            kind=c.kind,
+            address=c.address,
+            next_attempt_at=alert.created_at,
+            created_at=alert.created_at,
+        )
+        for c in channels
+    ]
+    store.insert(Delivery, deliveries)
     ids = [d.pk for d in deliveries]
-    if ids:
+    if ids and enqueue:
         transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids), robust=True)
     return deliveries
 
@@ -210,40 +214,97 @@ def backoff_seconds(*, attempt: int, retry_after: float | None = None) -> float:
 
 def claim(*, delivery_id: int) -> uuid.UUID | None:
     """Mark the delivery as being sent by us, if it is pending and due; return the claim token."""
-    now = timezone.now()
     token = uuid.uuid4()
-    updated = Delivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-    ).update(
-        status=DeliveryStatus.SENDING, claimed_at=now, claim_token=token, attempt_count=F("attempt_count") + 1
-    )
-    return token if updated else None
+    return token if store.claim(delivery_id=delivery_id, token=token, now=timezone.now()) else None
 
 
 def deliver(*, delivery_id: int) -> float | None:
     """Claim, send outside any transaction, record the attempt. Return seconds to the next try, or None.
 
     Idempotent: a delivery that is not pending and due (already sent, claimed by another
-    worker, or scheduled later) is left alone.
+    worker, or scheduled later) is left alone. After a webhook goes through, the same
+    call sends other due deliveries to that endpoint (see `_deliver_more`).
     """
-    token = claim(delivery_id=delivery_id)
-    if token is None:
+    token = uuid.uuid4()
+    # One statement claims the delivery and reads what a webhook send needs.
+    delivery = store.claim(delivery_id=delivery_id, token=token, now=timezone.now())
+    if delivery is None:
         return None
-    delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
-    channel = delivery.channel
+    if delivery.kind != ChannelKind.WEBHOOK:
+        # An e-mail is rendered from the whole alert, its operator and the authority.
+        delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
+    started_at, latency_ms, result, error = _send(delivery)
+    retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
+    if error is None and delivery.kind == ChannelKind.WEBHOOK and settings.ALERTS_BATCH_SIZE > 1:
+        _deliver_more(delivery.channel_id)
+    return retry_in
+
+
+def _send(delivery: Delivery) -> tuple:
+    """Send one claimed delivery; return (started_at, latency_ms, SendResult or None, error or None)."""
     started_at = timezone.now()
     start = time.monotonic()
     result: SendResult | None = None
     error: TransportError | None = None
-    if not channel.enabled:
+    if not delivery.channel.enabled:
         error = TransportError("channel disabled", permanent=True)
     else:
         try:
-            result = transport_for(channel).send(delivery)
+            result = transport_for(delivery.channel).send(delivery)
         except TransportError as exc:
             error = exc
-    latency_ms = int((time.monotonic() - start) * 1000)
-    return _record_outcome(delivery, token, started_at, latency_ms, result, error)
+    return started_at, int((time.monotonic() - start) * 1000), result, error
+
+
+def _deliver_more(channel_id: int) -> None:
+    """Send up to ALERTS_BATCH_SIZE - 1 more due deliveries to an endpoint that just answered.
+
+    Each delivery's own task still comes, finds it sent, and does nothing; meanwhile a
+    burst of alerts costs one claim and one record per batch instead of per alert. The
+    batch stops at the first failure, or when ALERTS_BATCH_SECONDS have passed; what it
+    did not try goes back to pending untouched, for its own task.
+    """
+    token = uuid.uuid4()
+    batch = store.claim_due(
+        channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
+    )
+    deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
+    sent: list[Attempt] = []
+    for position, delivery in enumerate(batch):
+        if time.monotonic() > deadline:
+            store.release(delivery_ids=[d.pk for d in batch[position:]], token=token)
+            break
+        started_at, latency_ms, result, error = _send(delivery)
+        if error is not None:
+            retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
+            schedule_retry(delivery_id=delivery.pk, retry_in=retry_in)
+            store.release(delivery_ids=[d.pk for d in batch[position + 1 :]], token=token)
+            break
+        sent.append(_attempt(delivery, started_at, latency_ms, result, None, AttemptOutcome.DELIVERED))
+    store.finish_delivered(token=token, attempts=sent, now=timezone.now())
+
+
+def schedule_retry(*, delivery_id: int, retry_in: float | None) -> None:
+    """Enqueue the delivery's next try, unless there is none or it is too far off for a countdown.
+
+    Long waits are left to the sweeper: a countdown held by a worker for hours would
+    outlive the broker's visibility timeout and come back as a duplicate message.
+    """
+    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
+        enqueue_deliveries(delivery_ids=[delivery_id], countdown=retry_in)
+
+
+def _attempt(delivery, started_at, latency_ms, result, error, outcome) -> Attempt:
+    return Attempt(
+        delivery_id=delivery.pk,
+        number=delivery.attempt_count,
+        started_at=started_at,
+        latency_ms=latency_ms,
+        status_code=(result.status_code if result else error.status_code),
+        error="" if error is None else error.message[:500],
+        outcome=outcome,
+        webhook_timestamp=(result.webhook_timestamp if result else error.webhook_timestamp),
+    )
 
 
 def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> float | None:
@@ -266,27 +327,16 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
         retry_in = backoff_seconds(attempt=number, retry_after=error.retry_after)
         outcome, status = AttemptOutcome.RETRY, DeliveryStatus.PENDING
         fields = {"last_error": error.message[:500], "next_attempt_at": now + timedelta(seconds=retry_in)}
-    # Two single-statement writes, not one transaction: a delivery costs a few database
-    # round trips, and this order is safe. A crash between them leaves the attempt
-    # recorded and the delivery "sending", which the sweeper frees and sends again.
-    Attempt.objects.create(
-        delivery=delivery,
-        number=number,
-        started_at=started_at,
-        latency_ms=latency_ms,
-        status_code=(result.status_code if result else error.status_code),
-        error="" if error is None else error.message[:500],
-        outcome=outcome,
-        webhook_timestamp=(result.webhook_timestamp if result else error.webhook_timestamp),
-    )
-    # Only the current claim may move the delivery on: if the sweeper re-queued it
-    # meanwhile, the newer claim decides.
-    still_ours = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-        status=status, claim_token=None, **fields
+    # The attempt is recorded whatever happens; only the current claim may move the
+    # delivery on: if the sweeper re-queued it meanwhile, the newer claim decides.
+    # (On SQLite these are two statements: a crash between them leaves the delivery
+    # "sending", which the sweeper frees and sends again.)
+    attempt = _attempt(delivery, started_at, latency_ms, result, error, outcome)
+    still_ours = store.finish(
+        delivery_id=delivery.pk, token=token, attempt=attempt, fields={"status": status.value, **fields}
     )
     if error is not None and error.disable and still_ours:
         _disable_channel(delivery.channel, reason=error.message)
-    if error is not None and error.disable and still_ours:
         _notify_bssn_channel_disabled(delivery)
     if error is not None:
         logger.info("delivery %s attempt %s failed: %s", delivery.pk, number, error.message)

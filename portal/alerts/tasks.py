@@ -1,7 +1,6 @@
 """Celery tasks of the alert pipeline: thin wrappers that take ids and call one service."""
 
 from celery import shared_task
-from django.conf import settings
 
 from . import services
 
@@ -10,10 +9,7 @@ from . import services
 def deliver_task(delivery_id: int) -> None:
     """Send one delivery; schedule its retry if the send failed transiently."""
     retry_in = services.deliver(delivery_id=delivery_id)
-    # Long waits are left to the sweeper: a countdown held by a worker for hours would
-    # outlive the broker's visibility timeout and come back as a duplicate message.
-    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
-        services.enqueue_deliveries(delivery_ids=[delivery_id], countdown=retry_in)
+    services.schedule_retry(delivery_id=delivery_id, retry_in=retry_in)
 
 
 @shared_task(acks_late=True, ignore_result=True)

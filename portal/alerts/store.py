@@ -1,0 +1,373 @@
+"""The delivery hot path's statements, written in SQL.
+
+Every alert costs a routing query, two inserts, a claim and a result. Through the ORM
+each statement spent more time being compiled in Python than being run by the
+database, which capped the pipeline well below its target (bench/bench_alerts.py,
+docs/decisions/0004-alert-hot-path-in-sql.md). These few statements are therefore
+written once here, in SQL that PostgreSQL and SQLite (3.35 or newer, for RETURNING)
+both accept, with table and column names taken from the models. Values go in through
+the fields' own `get_db_prep_value` and come back through the same converters the
+ORM applies, so encrypted columns are encrypted and decrypted exactly as elsewhere.
+Everything else in the app uses the ORM. Identifiers in the SQL come from model
+metadata, never from input; every value is a query parameter.
+"""
+
+import functools
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import F, Model
+
+from .models import Alert, Attempt, Channel, ChannelKind, Delivery, DeliveryStatus, RoutingRule
+
+# What a webhook send needs, per model; the rest stays deferred.
+CLAIMED_DELIVERY = ("id", "alert_id", "channel_id", "authority_id", "kind", "address", "attempt_count")
+CLAIMED_ALERT = ("id", "uuid", "event_type", "body")
+CLAIMED_CHANNEL = ("id", "kind", "url", "secret", "previous_secret", "previous_secret_expires_at", "enabled")
+ROUTED_CHANNEL = ("id", "authority_id", "kind", "email", "url", "event_types", "enabled")
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _in_model_order(model: type[Model], attnames: Iterable[str]) -> list:
+    """Return the model's concrete fields named by `attnames`, in the order `Model.from_db` expects."""
+    wanted = set(attnames)
+    fields = [f for f in model._meta.concrete_fields if f.attname in wanted]
+    if len(fields) != len(wanted):
+        raise LookupError(f"{model.__name__} has no field among {sorted(wanted)}")
+    return fields
+
+
+def _prep(model: type[Model], attname: str, value):
+    """Return `value` as the database stores `model.attname` (as the ORM would send it)."""
+    return _field(model, attname).get_db_prep_value(value, connection, prepared=False)
+
+
+@functools.cache
+def _field(model: type[Model], attname: str):
+    return next(f for f in model._meta.concrete_fields if f.attname == attname)
+
+
+@functools.cache
+def _converters(vendor: str, model: type[Model], attnames: tuple[str, ...]) -> list[tuple]:
+    """Return (field, converters) pairs that turn raw column values into field values."""
+    pairs = []
+    for field in _in_model_order(model, attnames):
+        column = field.get_col(model._meta.db_table)
+        pairs.append(
+            (column, connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+        )
+    return pairs
+
+
+def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
+    """Build a model instance from raw column values (in `_in_model_order`), deferring the rest."""
+    converted = []
+    for (column, converters), value in zip(
+        _converters(connection.vendor, model, attnames), values, strict=True
+    ):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, _loaded(model, attnames), converted)
+
+
+@functools.cache
+def _loaded(model: type[Model], attnames: tuple[str, ...]) -> list[str]:
+    return [f.attname for f in _in_model_order(model, attnames)]
+
+
+# --- Routing ---------------------------------------------------------------------
+
+
+@functools.cache
+def _route_sql(vendor: str, patterns: int) -> str:
+    channel, rule = Channel._meta, RoutingRule._meta
+    columns = ", ".join(_q(f.column) for f in _in_model_order(Channel, ROUTED_CHANNEL))
+    placeholders = ", ".join(["%s"] * patterns)
+    return (
+        f"SELECT {columns} FROM {_q(channel.db_table)} "  # noqa: S608 # nosec B608
+        f"WHERE {_q('enabled')} = %s AND {_q('authority_id')} IN ("
+        f"SELECT {_q('authority_id')} FROM {_q(rule.db_table)} WHERE {_q('enabled')} = %s "
+        f"AND {_q('event_pattern')} IN ({placeholders}) "
+        f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)) "
+        f"ORDER BY {_q('id')}"
+    )
+
+
+def routed_channels(*, patterns: list[str], sector: str, province: str) -> list[Channel]:
+    """Return the enabled channels of the authorities whose enabled rules match, by id (secrets deferred)."""
+    sql = _route_sql(connection.vendor, len(patterns))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [True, True, *patterns, sector, province])
+        rows = cursor.fetchall()
+    return [_instance(Channel, ROUTED_CHANNEL, list(row)) for row in rows]
+
+
+# --- Outbox ----------------------------------------------------------------------
+
+
+@functools.cache
+def _insert_sql(vendor: str, model: type[Model], rows: int) -> str:
+    fields = _insertable(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (
+        f"INSERT INTO {_q(model._meta.db_table)} ({', '.join(_q(f.column) for f in fields)}) "  # noqa: S608 # nosec B608
+        f"VALUES {', '.join([row] * rows)} RETURNING {_q('id')}"
+    )
+
+
+@functools.cache
+def _insertable(model: type[Model]) -> list:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_params(model: type[Model], objects: list[Model]) -> list:
+    return [
+        field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+        for obj in objects
+        for field in _insertable(model)
+    ]
+
+
+def insert(model: type[Model], objects: list[Model]) -> None:
+    """INSERT `objects` (new, unsaved, no custom save logic) in one statement and set their ids."""
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection.vendor, model, len(objects)), _insert_params(model, objects))
+        ids = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objects, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+@functools.cache
+def _routed_insert_sql(vendor: str, patterns: int) -> str:
+    """PostgreSQL: insert the alert and one delivery per routed channel, in one statement."""
+    delivery, channel, rule = Delivery._meta.db_table, Channel._meta.db_table, RoutingRule._meta.db_table
+    c = _q("c")
+    # Every delivery column, so that a field added to Delivery fails here, not silently.
+    values = {
+        "alert_id": f"{_q('alert')}.{_q('id')}",
+        "channel_id": f"{c}.{_q('id')}",
+        "authority_id": f"{c}.{_q('authority_id')}",
+        "kind": f"{c}.{_q('kind')}",
+        "address": f"CASE WHEN {c}.{_q('kind')} = %s THEN {c}.{_q('email')} ELSE {c}.{_q('url')} END",
+        "status": "%s",
+        "attempt_count": "0",
+        "next_attempt_at": f"{_q('alert')}.{_q('created_at')}",
+        "claimed_at": "NULL",
+        "claim_token": "NULL",
+        "delivered_at": "NULL",
+        "last_error": "''",
+        "created_at": f"{_q('alert')}.{_q('created_at')}",
+    }
+    fields = _insertable(Delivery)
+    if {f.attname for f in fields} != set(values):
+        raise LookupError("the routed insert does not cover every Delivery column")
+    placeholders = ", ".join(["%s"] * patterns)
+    return (
+        f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608 # nosec B608
+        f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
+        f"SELECT {', '.join(values[f.attname] for f in fields)} "
+        f"FROM {_q('alert')}, {_q(channel)} AS {c} "
+        f"WHERE {c}.{_q('enabled')} AND {c}.{_q('authority_id')} IN ("
+        f"SELECT {_q('authority_id')} FROM {_q(rule)} WHERE {_q('enabled')} "
+        f"AND {_q('event_pattern')} IN ({placeholders}) "
+        f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)) "
+        f"AND (jsonb_array_length({c}.{_q('event_types')}) = 0 OR {c}.{_q('event_types')} ? %s) "
+        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}) "
+        f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} ORDER BY {_q('id')}) "
+        f"FROM {_q('alert')}"
+    )
+
+
+def insert_routed(alert: Alert, *, patterns: list[str], sector: str, province: str) -> list[int]:
+    """PostgreSQL: INSERT `alert` and a delivery to every channel its routing rules reach; return their ids.
+
+    The same routing as `routed_channels` plus `Channel.wants`, in the statement that
+    writes the alert: one round trip where routing and two inserts took three.
+    """
+    params = _insert_params(Alert, [alert])
+    params += [ChannelKind.EMAIL.value, DeliveryStatus.PENDING.value, *patterns, sector, province]
+    params.append(alert.event_type)
+    with connection.cursor() as cursor:
+        cursor.execute(_routed_insert_sql(connection.vendor, len(patterns)), params)
+        alert_id, delivery_ids = cursor.fetchone()
+    alert.pk = alert_id
+    alert._state.adding = False
+    alert._state.db = connection.alias
+    return list(delivery_ids)
+
+
+# --- Claiming --------------------------------------------------------------------
+
+
+@functools.cache
+def _claim_sql(vendor: str, batch: bool) -> str:
+    delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
+    claim = (
+        f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608 # nosec B608
+        f"{_q('claim_token')} = %s, {_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
+    )
+    prefix, batch_table = "", ""
+    if batch and vendor == "postgresql":
+        # The oldest due deliveries to one channel, skipping rows another worker is
+        # claiming. In a WITH, so that it runs once: as a subquery in the WHERE, a
+        # re-scan would skip the rows just locked and take the next ones.
+        prefix = (
+            f"WITH {_q('batch')} AS (SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
+            f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
+            f"ORDER BY {_q('next_attempt_at')} LIMIT %s FOR UPDATE SKIP LOCKED) "
+        )
+        batch_table = f", {_q('batch')}"
+        where = f"{_q(delivery)}.{_q('id')} = {_q('batch')}.{_q('id')} AND {_q(delivery)}.{_q('status')} = %s"
+    elif batch:
+        # SQLite has one writer at a time: nothing to skip.
+        where = (
+            f"{_q(delivery)}.{_q('id')} IN (SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
+            f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
+            f"ORDER BY {_q('next_attempt_at')} LIMIT %s) AND {_q(delivery)}.{_q('status')} = %s"
+        )
+    else:
+        where = (
+            f"{_q(delivery)}.{_q('id')} = %s AND {_q(delivery)}.{_q('status')} = %s "
+            f"AND {_q(delivery)}.{_q('next_attempt_at')} <= %s"
+        )
+    returning = [f"{_q(delivery)}.{_q(f.column)}" for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
+    joined = ((Alert, alert, "alert_id", CLAIMED_ALERT), (Channel, channel, "channel_id", CLAIMED_CHANNEL))
+    if vendor == "postgresql":
+        # One join per table, however many of its columns come back.
+        returning += [
+            f"{_q(t)}.{_q(f.column)}" for m, t, _, names in joined for f in _in_model_order(m, names)
+        ]
+        links = " AND ".join(f"{_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)}" for _, t, link, _ in joined)
+        tables = f"{_q(alert)}, {_q(channel)}{batch_table}"
+        return f"{prefix}{claim} FROM {tables} WHERE {where} AND {links} RETURNING {', '.join(returning)}"
+    # SQLite's RETURNING sees only the updated table: one scalar subquery per column.
+    returning += [
+        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)})"  # noqa: S608 # nosec B608
+        for m, t, link, names in joined
+        for f in _in_model_order(m, names)
+    ]
+    return f"{claim} WHERE {where} RETURNING {', '.join(returning)}"
+
+
+def _claimed(row) -> Delivery:
+    row = list(row)
+    n_delivery, n_alert = len(CLAIMED_DELIVERY), len(CLAIMED_ALERT)
+    delivery = _instance(Delivery, CLAIMED_DELIVERY, row[:n_delivery])
+    delivery.alert = _instance(Alert, CLAIMED_ALERT, row[n_delivery : n_delivery + n_alert])
+    delivery.channel = _instance(Channel, CLAIMED_CHANNEL, row[n_delivery + n_alert :])
+    return delivery
+
+
+def _claim_params(token: uuid.UUID, now: datetime) -> list:
+    return [
+        DeliveryStatus.SENDING.value,
+        _prep(Delivery, "claimed_at", now),
+        _prep(Delivery, "claim_token", token),
+    ]
+
+
+def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
+    """Mark a pending, due delivery as being sent under `token`, in one statement.
+
+    Return it with its alert and channel attached (only what a webhook send reads;
+    other fields load on access), or None when it is not pending and due.
+    """
+    params = _claim_params(token, now)
+    params += [delivery_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now)]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(connection.vendor, batch=False), params)
+        row = cursor.fetchone()
+    return None if row is None else _claimed(row)
+
+
+def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -> list[Delivery]:
+    """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement."""
+    due = [channel_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now), limit]
+    if connection.vendor == "postgresql":  # the WITH comes first
+        params = [*due, *_claim_params(token, now), DeliveryStatus.PENDING.value]
+    else:
+        params = [*_claim_params(token, now), *due, DeliveryStatus.PENDING.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(connection.vendor, batch=True), params)
+        rows = cursor.fetchall()
+    return sorted((_claimed(row) for row in rows), key=lambda d: d.pk)
+
+
+def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:
+    """Give back claimed deliveries that were not tried: pending again, their attempt not counted."""
+    if not delivery_ids:
+        return 0
+    return Delivery.objects.filter(pk__in=delivery_ids, claim_token=token).update(
+        status=DeliveryStatus.PENDING, claim_token=None, attempt_count=F("attempt_count") - 1
+    )
+
+
+# --- Recording -------------------------------------------------------------------
+
+
+@functools.cache
+def _finish_sql(vendor: str, attnames: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{_q(Delivery._meta.get_field(a).column)} = %s" for a in attnames)
+    update = (
+        f"UPDATE {_q(Delivery._meta.db_table)} SET {assignments}, {_q('claim_token')} = NULL "  # noqa: S608 # nosec B608
+        f"WHERE {_q('id')} = %s AND {_q('claim_token')} = %s"
+    )
+    if vendor != "postgresql":
+        return update
+    # PostgreSQL runs a data-modifying WITH once, whatever the main statement does: the
+    # attempt and the delivery's new state are written together, in one round trip.
+    return f"WITH {_q('attempt')} AS ({_insert_sql(vendor, Attempt, 1)}) {update}"
+
+
+def finish(*, delivery_id: int, token: uuid.UUID, attempt: Attempt, fields: dict) -> bool:
+    """Record the attempt, and move the delivery on if `token` is still its claim; return whether it was.
+
+    `fields` are the delivery's new values (status, and delivered_at, last_error or
+    next_attempt_at); the claim token is cleared with them.
+    """
+    attnames = tuple(sorted(fields))
+    params = [_prep(Delivery, name, fields[name]) for name in attnames]
+    params += [delivery_id, _prep(Delivery, "claim_token", token)]
+    if connection.vendor == "postgresql":
+        params = _insert_params(Attempt, [attempt]) + params
+    else:
+        insert(Attempt, [attempt])
+    with connection.cursor() as cursor:
+        cursor.execute(_finish_sql(connection.vendor, attnames), params)
+        return cursor.rowcount == 1
+
+
+@functools.cache
+def _delivered_sql(vendor: str, rows: int) -> str:
+    update = (
+        f"UPDATE {_q(Delivery._meta.db_table)} SET {_q('status')} = %s, {_q('delivered_at')} = %s, "  # noqa: S608 # nosec B608
+        f"{_q('last_error')} = '', {_q('claim_token')} = NULL "
+        f"WHERE {_q('claim_token')} = %s AND {_q('id')} IN ({', '.join(['%s'] * rows)})"
+    )
+    if vendor != "postgresql":
+        return update
+    return f"WITH {_q('attempt')} AS ({_insert_sql(vendor, Attempt, rows)}) {update}"
+
+
+def finish_delivered(*, token: uuid.UUID, attempts: list[Attempt], now: datetime) -> int:
+    """Record the attempts of deliveries sent under `token`, and mark those deliveries delivered."""
+    if not attempts:
+        return 0
+    ids = [a.delivery_id for a in attempts]
+    params = [DeliveryStatus.DELIVERED.value, _prep(Delivery, "delivered_at", now)]
+    params += [_prep(Delivery, "claim_token", token), *ids]
+    if connection.vendor == "postgresql":
+        params = _insert_params(Attempt, attempts) + params
+    else:
+        insert(Attempt, attempts)
+    with connection.cursor() as cursor:
+        cursor.execute(_delivered_sql(connection.vendor, len(attempts)), params)
+        return cursor.rowcount

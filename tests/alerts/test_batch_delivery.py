@@ -1,0 +1,127 @@
+"""After a webhook goes through, the same call sends the other due alerts to that endpoint."""
+
+import pytest
+
+from portal.alerts.models import AttemptOutcome, Delivery, DeliveryStatus, EventType
+from portal.alerts.services import deliver, emit_event
+
+pytestmark = pytest.mark.django_db
+
+
+def _emit_many(operator, channel, count: int) -> list[Delivery]:
+    for number in range(count):
+        emit_event(
+            event_type=EventType.INCIDENT_SUBMITTED,
+            operator=operator,
+            payload={"schema": "incident.submitted/1", "incident": {"reference": f"INC-{number}"}},
+        )
+    return list(Delivery.objects.filter(channel=channel).order_by("pk"))
+
+
+def test_one_call_sends_the_waiting_alerts_and_their_own_tasks_send_nothing(operator, hook, receiver):
+    deliveries = _emit_many(operator, hook, 5)
+    deliver(delivery_id=deliveries[0].pk)
+    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() == 5
+    for delivery in deliveries[1:]:
+        assert deliver(delivery_id=delivery.pk) is None  # each alert's own task, arriving later
+    assert sorted(r.webhook_id for r in receiver.received) == sorted(d.alert.webhook_id for d in deliveries)
+    assert all(r.verified for r in receiver.received)
+    for delivery in Delivery.objects.filter(channel=hook):
+        attempt = delivery.attempts.get()
+        assert (attempt.number, attempt.status_code, attempt.outcome) == (1, 200, AttemptOutcome.DELIVERED)
+        assert delivery.delivered_at and delivery.claim_token is None and delivery.attempt_count == 1
+
+
+def test_the_batch_is_bounded_by_its_size(operator, hook, receiver, settings):
+    settings.ALERTS_BATCH_SIZE = 3
+    deliveries = _emit_many(operator, hook, 5)
+    deliver(delivery_id=deliveries[0].pk)
+    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() == 3
+    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.PENDING, attempt_count=0).count() == 2
+
+
+def test_a_failure_stops_the_batch_and_leaves_the_rest_untouched(operator, hook, receiver, settings):
+    settings.ALERTS_BACKOFF_BASE = 60
+    receiver.script = [(200, {}, 0), (200, {}, 0), (503, {}, 0)]
+    first, second, third, *rest = _emit_many(operator, hook, 6)
+    deliver(delivery_id=first.pk)
+    statuses = dict(Delivery.objects.filter(channel=hook).values_list("pk", "status"))
+    assert statuses[first.pk] == statuses[second.pk] == DeliveryStatus.DELIVERED
+    third.refresh_from_db()
+    assert (third.status, third.last_error, third.attempt_count) == (DeliveryStatus.PENDING, "HTTP 503", 1)
+    assert third.attempts.get().outcome == AttemptOutcome.RETRY
+    for delivery in rest:  # never tried: pending, due, no attempt counted, for their own tasks
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempt_count, delivery.claim_token) == (
+            DeliveryStatus.PENDING,
+            0,
+            None,
+        )
+        assert not delivery.attempts.exists()
+    assert len(receiver.received) == 3
+    deliver(delivery_id=rest[0].pk)  # their own task sends them
+    assert Delivery.objects.filter(pk__in=[d.pk for d in rest], status=DeliveryStatus.DELIVERED).count() == 3
+
+
+def test_the_batch_stops_when_its_time_is_up(operator, hook, receiver, settings):
+    settings.ALERTS_BATCH_SECONDS = 0
+    receiver.script = [(200, {}, 0.05)]
+    deliveries = _emit_many(operator, hook, 4)
+    deliver(delivery_id=deliveries[0].pk)
+    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() <= 2
+    untried = Delivery.objects.filter(channel=hook, status=DeliveryStatus.PENDING)
+    assert untried.count() >= 2 and not untried.filter(attempt_count__gt=0).exists()
+
+
+def test_a_batch_only_takes_alerts_for_the_same_endpoint(operator, hook, webhook_authority, receiver):
+    from portal.alerts.models import RoutingRule
+
+    RoutingRule.objects.create(event_pattern="*", authority=webhook_authority.authority)
+    _emit_many(operator, hook, 3)
+    first = Delivery.objects.filter(channel=hook).order_by("pk").first()
+    deliver(delivery_id=first.pk)
+    assert set(Delivery.objects.filter(channel=hook).values_list("status", flat=True)) == {"delivered"}
+    other = Delivery.objects.filter(channel=webhook_authority)
+    assert other.count() == 3 and set(other.values_list("status", flat=True)) == {"pending"}
+
+
+def test_a_webhook_delivery_costs_a_few_statements(operator, hook, receiver, django_assert_max_num_queries):
+    [delivery] = _emit_many(operator, hook, 1)
+    # Claim and read; record; look for more (and, on SQLite, the attempt on its own).
+    with django_assert_max_num_queries(4):
+        deliver(delivery_id=delivery.pk)
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_draining_at_once_never_take_the_same_alert(operator, hook):
+    import threading
+    import uuid
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from portal.alerts import store
+
+    deliveries = _emit_many(operator, hook, 40)
+    taken: list[list[int]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def drain(mine: list[int]) -> None:
+        try:
+            barrier.wait()
+            while batch := store.claim_due(
+                channel_id=hook.pk, token=uuid.uuid4(), now=timezone.now(), limit=3
+            ):
+                mine.extend(d.pk for d in batch)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drain, args=(mine,)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not set(taken[0]) & set(taken[1])
+    assert sorted(taken[0] + taken[1]) == [d.pk for d in deliveries]
