@@ -84,18 +84,21 @@ def _loaded(model: type[Model], attnames: tuple[str, ...]) -> list[str]:
 # --- Routing ---------------------------------------------------------------------
 
 
+def _rules_sql(patterns: int) -> str:
+    """The authorities whose enabled rules match an event (patterns), a sector and a province."""
+    return (
+        f"SELECT {_q('authority_id')} FROM {_q(RoutingRule._meta.db_table)} "  # noqa: S608 # nosec B608
+        f"WHERE {_q('enabled')} AND {_q('event_pattern')} IN ({', '.join(['%s'] * patterns)}) "
+        f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)"
+    )
+
+
 @functools.cache
 def _route_sql(vendor: str, patterns: int) -> str:
-    channel, rule = Channel._meta, RoutingRule._meta
     columns = ", ".join(_q(f.column) for f in _in_model_order(Channel, ROUTED_CHANNEL))
-    placeholders = ", ".join(["%s"] * patterns)
     return (
-        f"SELECT {columns} FROM {_q(channel.db_table)} "  # noqa: S608 # nosec B608
-        f"WHERE {_q('enabled')} = %s AND {_q('authority_id')} IN ("
-        f"SELECT {_q('authority_id')} FROM {_q(rule.db_table)} WHERE {_q('enabled')} = %s "
-        f"AND {_q('event_pattern')} IN ({placeholders}) "
-        f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)) "
-        f"ORDER BY {_q('id')}"
+        f"SELECT {columns} FROM {_q(Channel._meta.db_table)} "  # noqa: S608 # nosec B608
+        f"WHERE {_q('enabled')} AND {_q('authority_id')} IN ({_rules_sql(patterns)}) ORDER BY {_q('id')}"
     )
 
 
@@ -103,7 +106,7 @@ def routed_channels(*, patterns: list[str], sector: str, province: str) -> list[
     """Return the enabled channels of the authorities whose enabled rules match, by id (secrets deferred)."""
     sql = _route_sql(connection.vendor, len(patterns))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [True, True, *patterns, sector, province])
+        cursor.execute(sql, [*patterns, sector, province])
         rows = cursor.fetchall()
     return [_instance(Channel, ROUTED_CHANNEL, list(row)) for row in rows]
 
@@ -148,7 +151,7 @@ def insert(model: type[Model], objects: list[Model]) -> None:
 @functools.cache
 def _routed_insert_sql(vendor: str, patterns: int) -> str:
     """PostgreSQL: insert the alert and one delivery per routed channel, in one statement."""
-    delivery, channel, rule = Delivery._meta.db_table, Channel._meta.db_table, RoutingRule._meta.db_table
+    delivery, channel = Delivery._meta.db_table, Channel._meta.db_table
     c = _q("c")
     # Every delivery column, so that a field added to Delivery fails here, not silently.
     values = {
@@ -161,7 +164,8 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         "attempt_count": "0",
         "next_attempt_at": f"{_q('alert')}.{_q('created_at')}",
         "claimed_at": "NULL",
-        "claim_token": "NULL",
+        # SQL NULL for a column named *token*, not a password.
+        "claim_token": "NULL",  # noqa: S105 # nosec B105
         "delivered_at": "NULL",
         "last_error": "''",
         "created_at": f"{_q('alert')}.{_q('created_at')}",
@@ -169,16 +173,12 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
     fields = _insertable(Delivery)
     if {f.attname for f in fields} != set(values):
         raise LookupError("the routed insert does not cover every Delivery column")
-    placeholders = ", ".join(["%s"] * patterns)
     return (
         f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608 # nosec B608
         f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
         f"SELECT {', '.join(values[f.attname] for f in fields)} "
         f"FROM {_q('alert')}, {_q(channel)} AS {c} "
-        f"WHERE {c}.{_q('enabled')} AND {c}.{_q('authority_id')} IN ("
-        f"SELECT {_q('authority_id')} FROM {_q(rule)} WHERE {_q('enabled')} "
-        f"AND {_q('event_pattern')} IN ({placeholders}) "
-        f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)) "
+        f"WHERE {c}.{_q('enabled')} AND {c}.{_q('authority_id')} IN ({_rules_sql(patterns)}) "
         f"AND (jsonb_array_length({c}.{_q('event_types')}) = 0 OR {c}.{_q('event_types')} ? %s) "
         f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}) "
         f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} ORDER BY {_q('id')}) "
