@@ -240,8 +240,11 @@ def deliver(*, delivery_id: int) -> float | None:
     return retry_in
 
 
-def _send(delivery: Delivery) -> tuple:
-    """Send one claimed delivery; return (started_at, latency_ms, SendResult or None, error or None)."""
+def _send(delivery: Delivery, transport=None) -> tuple:
+    """Send one claimed delivery; return (started_at, latency_ms, SendResult or None, error or None).
+
+    `transport` may be shared by a batch to one channel.
+    """
     started_at = timezone.now()
     start = time.monotonic()
     result: SendResult | None = None
@@ -250,7 +253,7 @@ def _send(delivery: Delivery) -> tuple:
         error = TransportError("channel disabled", permanent=True)
     else:
         try:
-            result = transport_for(delivery.channel).send(delivery)
+            result = (transport or transport_for(delivery.channel)).send(delivery)
         except TransportError as exc:
             error = exc
     return started_at, int((time.monotonic() - start) * 1000), result, error
@@ -269,12 +272,14 @@ def _deliver_more(channel_id: int) -> None:
         channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
     )
     deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
+    # One transport for the batch: it resolves and checks the endpoint once.
+    transport = transport_for(batch[0].channel) if batch else None
     sent: list[Attempt] = []
     for position, delivery in enumerate(batch):
         if time.monotonic() > deadline:
             store.release(delivery_ids=[d.pk for d in batch[position:]], token=token)
             break
-        started_at, latency_ms, result, error = _send(delivery)
+        started_at, latency_ms, result, error = _send(delivery, transport)
         if error is not None:
             retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
             schedule_retry(delivery_id=delivery.pk, retry_in=retry_in)

@@ -257,12 +257,13 @@ def _claim_sql(vendor: str, batch: bool) -> str:
     return f"{claim} WHERE {where} RETURNING {', '.join(returning)}"
 
 
-def _claimed(row) -> Delivery:
+def _claimed(row, channel: Channel | None = None) -> Delivery:
+    """Build a claimed delivery from a RETURNING row; `channel`, when given, is its (already read) channel."""
     row = list(row)
     n_delivery, n_alert = len(CLAIMED_DELIVERY), len(CLAIMED_ALERT)
     delivery = _instance(Delivery, CLAIMED_DELIVERY, row[:n_delivery])
     delivery.alert = _instance(Alert, CLAIMED_ALERT, row[n_delivery : n_delivery + n_alert])
-    delivery.channel = _instance(Channel, CLAIMED_CHANNEL, row[n_delivery + n_alert :])
+    delivery.channel = channel or _instance(Channel, CLAIMED_CHANNEL, row[n_delivery + n_alert :])
     return delivery
 
 
@@ -298,7 +299,11 @@ def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -
     with connection.cursor() as cursor:
         cursor.execute(_claim_sql(connection.vendor, batch=True), params)
         rows = cursor.fetchall()
-    return sorted((_claimed(row) for row in rows), key=lambda d: d.pk)
+    batch: list[Delivery] = []
+    for row in rows:
+        # Every row carries the same channel: read (and decrypt) it once.
+        batch.append(_claimed(row, channel=batch[0].channel if batch else None))
+    return sorted(batch, key=lambda d: d.pk)
 
 
 def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:

@@ -111,16 +111,26 @@ def _pinned_url(url: str, address: str) -> tuple[str, str]:
 
 
 class WebhookTransport:
-    """POST the alert's envelope, signed per Standard Webhooks v1, to the endpoint."""
+    """POST the alert's envelope, signed per Standard Webhooks v1, to the endpoint.
+
+    One instance serves one send, or one short batch to the same channel: it resolves
+    and checks each address once, and connects every send of it to that checked address.
+    """
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
+        self._resolved: dict[str, tuple] = {}
+
+    def _resolve(self, url: str) -> tuple:
+        if url not in self._resolved:
+            with translation.override("en"):  # attempt errors are a technical log, kept in English
+                self._resolved[url] = resolve(url)
+        return self._resolved[url]
 
     def send(self, delivery: Delivery) -> SendResult:
         body = delivery.alert.body.encode()
         try:
-            with translation.override("en"):  # attempt errors are a technical log, kept in English
-                hostname, _port, addresses = resolve(delivery.address)
+            hostname, _port, addresses = self._resolve(delivery.address)
         except UnsafeURL as exc:
             raise TransportError(f"refused: {exc}", permanent=True) from None
         signing_secrets = self.channel.signing_secrets()
