@@ -38,6 +38,10 @@ class EventType(models.TextChoices):
     TEST_PING = "test.ping", _("Test alert")
 
 
+# For membership tests on the hot path (EventType.values builds a new list each time).
+EVENT_TYPES = frozenset(EventType.values)
+
+
 class EventPattern(models.TextChoices):
     """What a routing rule matches: one event type, a family of them, or everything."""
 
@@ -191,7 +195,7 @@ class Channel(models.Model):
                     resolve(self.url)
                 except UnsafeURL as exc:
                     errors["url"] = str(exc)
-        unknown = [e for e in self.event_types or [] if e not in EventType.values]
+        unknown = [e for e in self.event_types or [] if e not in EVENT_TYPES]
         if not isinstance(self.event_types, list) or unknown:
             errors["event_types"] = _("Unknown event types: %(types)s") % {
                 "types": ", ".join(map(str, unknown))

@@ -40,6 +40,7 @@ from portal.audit.services import record
 
 from . import store
 from .models import (
+    EVENT_TYPES,
     Alert,
     Attempt,
     AttemptOutcome,
@@ -77,7 +78,7 @@ def emit_event(
 
     See the module docstring for the full contract.
     """
-    if event_type not in EventType.values:
+    if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     if not isinstance(payload, dict) or payload.get("schema") != f"{event_type}/1":
         raise ValueError(f'payload must carry "schema": "{event_type}/1"')
