@@ -374,6 +374,13 @@ def run_pipeline(n, receiver, operator, pool, producers, groups) -> dict:
     )
 
 
+def _wait_for_quiet(load: float, patience: float = 180) -> None:
+    """Start on a quiet machine: on two cores a previous run's load skews the next one's figures."""
+    deadline = time.monotonic() + patience
+    while os.getloadavg()[0] > load and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--alerts", type=int, default=2000)
@@ -382,7 +389,11 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4, help="processes committing events")
     parser.add_argument("--prefetch", type=int, default=4, help="worker prefetch multiplier")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "threads", "solo"])
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="wait (up to 3 min) for this 1-minute load average first"
+    )
     args = parser.parse_args()
+    _wait_for_quiet(args.settle)
     if not redis_up():
         print(f"bench_alerts: skipped, no Redis at {BENCH_REDIS_URL} (set BENCH_REDIS_URL)")
         return
