@@ -17,7 +17,6 @@ from django.utils.translation import gettext_lazy as _
 from fernet_fields import EncryptedCharField, EncryptedTextField
 
 from portal.accounts.models import Operator, Sector
-from portal.fields import EncryptedJSONField
 from portal.regions import Province
 
 from .ssrf import UnsafeURL, resolve
@@ -275,9 +274,9 @@ class Alert(models.Model):
         ContentType, on_delete=models.PROTECT, null=True, blank=True, db_index=False
     )
     subject_id = models.CharField(max_length=64, blank=True)
-    # Encrypted at rest: with the data subject's consent a payload carries an identity.
-    payload = EncryptedJSONField(_("data"))
-    # The exact envelope bytes every channel of this alert receives (JSON, UTF-8).
+    # The exact envelope bytes every channel of this alert receives (JSON, UTF-8), which
+    # hold the event's data (`payload`) once. Encrypted at rest: with the data subject's
+    # consent the data carries an identity.
     body = EncryptedTextField(editable=False)
     unrouted = models.BooleanField(
         _("unrouted"),
@@ -301,6 +300,17 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.uuid}"
+
+    @property
+    def payload(self) -> dict:
+        """The event's data document: given when the alert is made, else read from its body."""
+        if "_payload" not in self.__dict__:
+            self.__dict__["_payload"] = json.loads(self.body)["data"] if self.body else None
+        return self.__dict__["_payload"]
+
+    @payload.setter
+    def payload(self, value: dict) -> None:
+        self.__dict__["_payload"] = value
 
     @property
     def webhook_id(self) -> str:
