@@ -103,7 +103,6 @@ def emit_event(
             ids = store.insert_routed(alert, patterns=patterns, sector=sector, province=province)
         else:
             channels = route(event_type=event_type, sector=sector, province=province)
-            alert.unrouted = not channels
             store.insert(Alert, [alert])
             ids = [d.pk for d in _create_deliveries(alert, channels, enqueue=False)]
         if not ids:

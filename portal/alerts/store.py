@@ -215,27 +215,25 @@ def _claim_sql(vendor: str, batch: bool) -> str:
         f"{_q('claim_token')} = %s, {_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
     )
     prefix, batch_table = "", ""
+    # The oldest due deliveries to one channel.
+    due = (
+        f"SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
+        f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
+        f"ORDER BY {_q('next_attempt_at')} LIMIT %s"
+    )
+    still_pending = f"{_q(delivery)}.{_q('status')} = %s"
     if batch and vendor == "postgresql":
-        # The oldest due deliveries to one channel, skipping rows another worker is
-        # claiming. In a WITH, so that it runs once: as a subquery in the WHERE, a
-        # re-scan would skip the rows just locked and take the next ones.
-        prefix = (
-            f"WITH {_q('batch')} AS (SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
-            f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
-            f"ORDER BY {_q('next_attempt_at')} LIMIT %s FOR UPDATE SKIP LOCKED) "
-        )
+        # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
+        # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
+        prefix = f"WITH {_q('batch')} AS ({due} FOR UPDATE SKIP LOCKED) "
         batch_table = f", {_q('batch')}"
-        where = f"{_q(delivery)}.{_q('id')} = {_q('batch')}.{_q('id')} AND {_q(delivery)}.{_q('status')} = %s"
+        where = f"{_q(delivery)}.{_q('id')} = {_q('batch')}.{_q('id')} AND {still_pending}"
     elif batch:
         # SQLite has one writer at a time: nothing to skip.
-        where = (
-            f"{_q(delivery)}.{_q('id')} IN (SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
-            f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
-            f"ORDER BY {_q('next_attempt_at')} LIMIT %s) AND {_q(delivery)}.{_q('status')} = %s"
-        )
+        where = f"{_q(delivery)}.{_q('id')} IN ({due}) AND {still_pending}"
     else:
         where = (
-            f"{_q(delivery)}.{_q('id')} = %s AND {_q(delivery)}.{_q('status')} = %s "
+            f"{_q(delivery)}.{_q('id')} = %s AND {still_pending} "
             f"AND {_q(delivery)}.{_q('next_attempt_at')} <= %s"
         )
     returning = [f"{_q(delivery)}.{_q(f.column)}" for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
