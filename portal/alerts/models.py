@@ -116,11 +116,6 @@ def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class ChannelQuerySet(models.QuerySet):
-    def enabled(self) -> "ChannelQuerySet":
-        return self.filter(enabled=True)
-
-
 class Channel(models.Model):
     """One way to reach an authority: an e-mail address or a webhook endpoint."""
 
@@ -150,8 +145,6 @@ class Channel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ChannelQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("channel")
