@@ -27,6 +27,7 @@ import logging
 import random
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -337,11 +338,16 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
     # (On SQLite these are two statements: a crash between them leaves the delivery
     # "sending", which the sweeper frees and sends again.)
     attempt = _attempt(delivery, started_at, latency_ms, result, error, outcome)
-    still_ours = store.finish(
-        delivery_id=delivery.pk, token=token, attempt=attempt, fields={"status": status.value, **fields}
-    )
-    if error is not None and error.disable and still_ours:
-        _disable_channel(delivery.channel, reason=error.message)
+    disable = error is not None and error.disable
+    # A gone endpoint is disabled in the transaction that makes the delivery dead, so
+    # nobody (no other worker, no admin page) sees the one without the other.
+    with transaction.atomic() if disable else nullcontext():
+        still_ours = store.finish(
+            delivery_id=delivery.pk, token=token, attempt=attempt, fields={"status": status.value, **fields}
+        )
+        if disable and still_ours:
+            _disable_channel(delivery.channel, reason=error.message)
+    if disable and still_ours:
         _notify_bssn_channel_disabled(delivery)
     if error is not None:
         logger.info("delivery %s attempt %s failed: %s", delivery.pk, number, error.message)
