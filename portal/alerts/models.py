@@ -396,10 +396,14 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["alert", "channel"], name="alerts_delivery_once_per_channel"),
         ]
         indexes = [
-            # Serve the sweeper: "pending and due", "sending and claimed long ago". Partial,
-            # so delivered and dead rows (nearly all of them, in time) are not indexed.
+            # "Pending and due" by channel, oldest first: a batch's claim reads it in order
+            # and stops at its limit; the sweeper reads all of it (pending rows only).
+            # "Sending and claimed long ago" for the sweeper. Partial, so delivered and
+            # dead rows (nearly all of them, in time) are not indexed.
             models.Index(
-                fields=["next_attempt_at"], condition=Q(status="pending"), name="alerts_delivery_due"
+                fields=["channel", "next_attempt_at"],
+                condition=Q(status="pending"),
+                name="alerts_delivery_due_by_channel",
             ),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_delivery_stuck"),
         ]
