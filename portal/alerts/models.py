@@ -289,6 +289,9 @@ class Alert(models.Model):
             models.Index(fields=["operator", "-created_at"], name="alerts_alert_operator_recent"),
             # Serves "alerts about this incident / flag".
             models.Index(fields=["subject_type", "subject_id"], name="alerts_alert_subject"),
+            # Serves the admin's list, newest first, and its date drill-down. An alert is
+            # written once and never updated, so this costs one entry per alert.
+            models.Index(fields=["-created_at", "-id"], name="alerts_alert_recent"),
         ]
 
     def __str__(self) -> str:
@@ -391,7 +394,9 @@ class Delivery(models.Model):
     class Meta:
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
-        ordering = ["-created_at", "-pk"]
+        # Newest first by id (ids follow creation): the primary key serves it, where an
+        # index on created_at would be one more entry for each of a delivery's writes.
+        ordering = ["-pk"]
         constraints = [
             models.UniqueConstraint(fields=["alert", "channel"], name="alerts_delivery_once_per_channel"),
         ]
@@ -406,6 +411,9 @@ class Delivery(models.Model):
                 name="alerts_delivery_due_by_channel",
             ),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_delivery_stuck"),
+            # The admin's "failed" list, where BSSN retries them. Rows enter it only when
+            # they die, so the hot path never writes to it.
+            models.Index(fields=["-id"], condition=Q(status="dead"), name="alerts_delivery_dead"),
         ]
 
     def __str__(self) -> str:

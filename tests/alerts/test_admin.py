@@ -49,6 +49,16 @@ def test_delivery_page_lists_attempts_inline_and_filters_by_status_and_authority
     assert sup.get(f"/admin/alerts/alert/{alert.pk}/change/").status_code == 200
 
 
+def test_the_failed_list_shows_only_dead_deliveries_newest_first(sup, operator, hook):
+    first, second, third = (_dead_delivery(operator, hook) for _ in range(3))
+    Delivery.objects.filter(pk=second.pk).update(status=DeliveryStatus.DELIVERED)
+    listing = sup.get("/admin/alerts/delivery/?status__exact=dead")
+    assert [d.pk for d in listing.context["cl"].result_list] == [third.pk, first.pk]
+    ours = {first.pk, second.pk, third.pk}  # the operator's alerts also go to other channels
+    everything = sup.get("/admin/alerts/delivery/").context["cl"].result_list
+    assert [d.pk for d in everything if d.pk in ours] == [third.pk, second.pk, first.pk]
+
+
 def test_the_retry_action_queues_a_dead_delivery_again(
     sup, operator, hook, django_capture_on_commit_callbacks, monkeypatch
 ):
