@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import WRITE_ROLES, Membership, Operator, User
+from portal.alerts.services import emit_event
 from portal.audit.services import record
 
 from . import payloads
@@ -148,11 +149,6 @@ def _locked(incident: Incident) -> Incident:
 
 def _emit(*, event_type: str, incident: Incident, payload: dict) -> None:
     """Hand an event to the alert pipeline inside the current transaction (outbox row)."""
-    try:
-        from portal.alerts.services import emit_event
-    except ImportError:  # the pipeline (issue 4) has not landed yet: e-mails below still go out
-        logger.debug("alert pipeline not installed; %s not emitted", event_type)
-        return
     emit_event(
         event_type=event_type,
         operator=incident.operator,

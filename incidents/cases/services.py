@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.alerts.services import emit_event
 from portal.audit.services import record
 from portal.crypto import Kind, blind_index
 
@@ -148,8 +149,6 @@ def payload_fields(payload: dict, prefix: str = "") -> list[str]:
 
 def _forward(*, flag: CaseFlag, event_type: str, payload: dict, basis: str = "") -> None:
     """Emit the alert (outbox) and record, per recipient authority, what it disclosed."""
-    from portal.alerts.services import emit_event
-
     alert = emit_event(
         event_type=event_type, operator=flag.operator, payload=payload, province=flag.province, subject=flag
     )

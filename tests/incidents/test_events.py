@@ -1,8 +1,6 @@
 """Events for the alert pipeline (outbox rows in the same transaction) and e-mails to people."""
 
 import json
-import sys
-import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -98,13 +96,6 @@ def test_each_event_is_emitted_with_a_valid_minimal_payload(operator, reporter, 
             assert secret not in text, (alert.event_type, secret)
         assert alert.payload["incident"]["personal_data"]["data_subjects"] == 42
         assert alert.payload["incident"]["operator"]["name"] == operator.name
-
-
-def test_the_events_still_work_while_the_pipeline_is_absent(operator, reporter, monkeypatch):
-    monkeypatch.setitem(sys.modules, "portal.alerts.services", types.ModuleType("portal.alerts.services"))
-    incident = file_incident(operator, reporter)
-    assert incident.status == Status.SUBMITTED
-    assert not Alert.objects.exists()
 
 
 def test_bssn_hears_of_a_new_high_or_critical_incident_only(
