@@ -79,7 +79,7 @@ def _rewrite_batch(target: Target, rows: list[dict]) -> None:
     qn = connection.ops.quote_name
     assignments = ", ".join(f"{qn(meta.get_field(c).column)} = %s" for c in columns)
     # Identifiers come from model metadata, never from input; values are parameters.
-    sql = f"UPDATE {qn(table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"  # noqa: S608 # nosec B608
+    sql = f"UPDATE {qn(table)} SET {assignments} WHERE {qn(meta.pk.column)} = %s"  # noqa: S608
     params = []
     for row in rows:
         values = []

@@ -9,7 +9,7 @@ def copy_index(apps, schema_editor):
     postgres = schema_editor.connection.vendor == "postgresql"
     if postgres:
         schema_editor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {table}_append_only", params=None)
-    schema_editor.execute(f"UPDATE {table} SET subject_digest = subject_index", params=None)  # noqa: S608 # nosec B608
+    schema_editor.execute(f"UPDATE {table} SET subject_digest = subject_index", params=None)  # noqa: S608
     if postgres:
         schema_editor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {table}_append_only", params=None)
 

