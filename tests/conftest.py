@@ -67,6 +67,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         )
 
 
+@pytest.fixture(autouse=True)
+def notices_sent_on_commit(request, monkeypatch):
+    """Send e-mails to people in-process when their transaction commits, as a worker would.
+
+    Their task goes to a broker no test worker reads, so tests about what people
+    receive would otherwise see nothing. Tests marked `notice_queue` (the outbox's
+    own tests) and those with a real worker keep the real queue.
+    """
+    if request.node.get_closest_marker("notice_queue") or request.node.get_closest_marker("celery_worker"):
+        return
+    from portal.alerts import notices
+
+    def send_now(*, notice_ids, countdown=None):
+        for notice_id in notice_ids:
+            notices.send_notice(notice_id=notice_id)
+        return len(notice_ids)
+
+    monkeypatch.setattr(notices, "enqueue_notices", send_now)
+
+
 # --- Personas -----------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ ANALYST_PERMISSIONS: set[str] = {
     "alerts.view_delivery",
     "alerts.view_attempt",
     "alerts.change_delivery",
+    "alerts.view_notice",
+    "alerts.change_notice",
     # consent (analyst)
     "consent.view_policyversion",
     "consent.view_purpose",

@@ -1,4 +1,4 @@
-"""BSSN admin for authorities, channels, routing rules, alerts and deliveries."""
+"""BSSN admin for authorities, channels, routing rules, alerts, deliveries and e-mails to people."""
 
 from datetime import timedelta
 
@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from . import services
+from . import notices, services
 from .models import (
     Alert,
     Attempt,
@@ -18,6 +18,8 @@ from .models import (
     Delivery,
     DeliveryStatus,
     EventType,
+    Notice,
+    NoticeStatus,
     RoutingRule,
 )
 
@@ -275,4 +277,43 @@ class DeliveryAdmin(ReadOnlyAdmin):
         )
         self.message_user(
             request, ngettext("%d delivery queued again.", "%d deliveries queued again.", retried) % retried
+        )
+
+
+@admin.register(Notice)
+class NoticeAdmin(ReadOnlyAdmin):
+    """E-mails to people: whether they went out. Recipients and text stay encrypted, not shown."""
+
+    list_display = ["created_at", "template", "operator", "status", "attempt_count", "sent_at", "last_error"]
+    list_filter = ["status", "template"]
+    search_fields = ["operator__name"]
+    actions = ["retry"]
+    fields = [
+        "template",
+        "operator",
+        "status",
+        "attempt_count",
+        "next_attempt_at",
+        "claimed_at",
+        "sent_at",
+        "last_error",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("operator")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The retry action needs "change"; the form itself stays read-only.
+        return request.user.has_perm("alerts.change_notice")
+
+    @admin.action(description=_("Retry the selected failed e-mails"), permissions=["change"])
+    def retry(self, request, queryset):
+        retried = sum(
+            notices.retry_notice(notice=n, actor=request.user, request=request)
+            for n in queryset.filter(status=NoticeStatus.DEAD)
+        )
+        self.message_user(
+            request, ngettext("%d e-mail queued again.", "%d e-mails queued again.", retried) % retried
         )

@@ -449,3 +449,53 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.number} {self.outcome} {self.status_code or self.error}"
+
+
+class NoticeStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    DEAD = "dead", _("Failed")
+
+
+class Notice(models.Model):
+    """An e-mail to people (an organisation's staff, BSSN), kept until a worker has sent it.
+
+    Written in the transaction of what it announces, as alerts are: a rollback leaves no
+    e-mail, and a mail server that is down only delays it (retries, then the sweeper).
+    Recipients and text are personal data, encrypted at rest.
+    """
+
+    template = models.CharField(_("template"), max_length=100, editable=False)
+    operator = models.ForeignKey(
+        Operator, on_delete=models.PROTECT, related_name="notices", null=True, blank=True, editable=False
+    )
+    recipients = EncryptedTextField(editable=False)  # JSON list of addresses
+    subject = EncryptedTextField(editable=False)
+    text = EncryptedTextField(editable=False)
+    html = EncryptedTextField(editable=False, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=NoticeStatus.choices, default=NoticeStatus.PENDING
+    )
+    attempt_count = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notice e-mail")
+        verbose_name_plural = _("notice e-mails")
+        ordering = ["-pk"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="alerts_notice_due"),
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_notice_stuck"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} ({self.status})"
+
+    @property
+    def to(self) -> list[str]:
+        return json.loads(self.recipients)

@@ -52,7 +52,9 @@ from .models import (
     EventPattern,
     EventType,
 )
-from .transports import SendResult, TransportError, send_plain_email, transport_for
+from .notices import queue_email
+from .outbox import publish
+from .transports import SendResult, TransportError, plain_email, transport_for
 
 logger = logging.getLogger(__name__)
 
@@ -169,34 +171,10 @@ def send_test_alert(*, channel: Channel, actor=None, request=None) -> Alert:
 
 
 def enqueue_deliveries(*, delivery_ids: list[int], countdown: float | None = None) -> int:
-    """Publish one delivery task per id; return how many were published.
-
-    A broker that is down is logged, not raised: the deliveries stay pending and the
-    sweeper enqueues them once the broker is back.
-    """
+    """Publish one delivery task per id; return how many were published (see `outbox.publish`)."""
     from .tasks import deliver_task
 
-    published = 0
-    for delivery_id in delivery_ids:
-        try:
-            deliver_task.apply_async(
-                (delivery_id,),
-                countdown=countdown,
-                retry=True,
-                retry_policy={
-                    "max_retries": 1,
-                    "interval_start": 0,
-                    "interval_step": 0.2,
-                    "interval_max": 0.2,
-                },
-            )
-        except Exception as exc:  # any broker error: the sweeper is the safety net
-            logger.warning(
-                "could not enqueue delivery %s (%s); the sweeper will retry", delivery_id, type(exc).__name__
-            )
-            break
-        published += 1
-    return published
+    return publish(deliver_task, delivery_ids, countdown=countdown, what="delivery")
 
 
 # --- Delivering ----------------------------------------------------------------
@@ -340,15 +318,15 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
     attempt = _attempt(delivery, started_at, latency_ms, result, error, outcome)
     disable = error is not None and error.disable
     # A gone endpoint is disabled in the transaction that makes the delivery dead, so
-    # nobody (no other worker, no admin page) sees the one without the other.
+    # nobody (no other worker, no admin page) sees the one without the other; BSSN's
+    # e-mail about it is written there too (outbox) and sent after commit.
     with transaction.atomic() if disable else nullcontext():
         still_ours = store.finish(
             delivery_id=delivery.pk, token=token, attempt=attempt, fields={"status": status.value, **fields}
         )
         if disable and still_ours:
             _disable_channel(delivery.channel, reason=error.message)
-    if disable and still_ours:
-        _notify_bssn_channel_disabled(delivery)
+            _notify_bssn_channel_disabled(delivery)
     if error is not None:
         logger.info("delivery %s attempt %s failed: %s", delivery.pk, number, error.message)
     return retry_in if still_ours else None
@@ -368,22 +346,20 @@ def _disable_channel(channel: Channel, *, reason: str) -> None:
 
 
 def _notify_bssn_channel_disabled(delivery: Delivery) -> None:
-    try:
-        send_plain_email(
-            to=settings.BSSN_NOTIFY_EMAILS,
-            template="alerts/email/channel_disabled",
-            context={
-                "channel": delivery.channel,
-                "authority": delivery.authority,
-                "delivery": delivery,
-                "site_url": settings.SITE_URL,
-            },
-            language=settings.LANGUAGE_CODE,
-        )
-    except Exception as exc:  # a notice that failed must not undo the recorded outcome
-        logger.error(
-            "could not tell BSSN that channel %s was disabled: %s", delivery.channel_id, type(exc).__name__
-        )
+    if not settings.BSSN_NOTIFY_EMAILS:
+        return
+    message = plain_email(
+        to=settings.BSSN_NOTIFY_EMAILS,
+        template="alerts/email/channel_disabled",
+        context={
+            "channel": delivery.channel,
+            "authority": delivery.authority,
+            "delivery": delivery,
+            "site_url": settings.SITE_URL,
+        },
+        language=settings.LANGUAGE_CODE,
+    )
+    queue_email(message, template="alerts/channel_disabled")
 
 
 def retry_delivery(*, delivery: Delivery, actor=None, request=None) -> bool:

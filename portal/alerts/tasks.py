@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import notices, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -12,7 +12,15 @@ def deliver_task(delivery_id: int) -> None:
     services.schedule_retry(delivery_id=delivery_id, retry_in=retry_in)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def send_notice_task(notice_id: int) -> None:
+    """Send one e-mail to people; schedule its retry if the send failed temporarily."""
+    retry_in = notices.send_notice(notice_id=notice_id)
+    notices.schedule_retry(notice_id=notice_id, retry_in=retry_in)
+
+
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_deliveries_task() -> None:
-    """Re-enqueue overdue deliveries and free stuck ones (beat, every ALERTS_SWEEP_INTERVAL)."""
+    """Re-enqueue overdue deliveries and notices, free stuck ones (beat, every ALERTS_SWEEP_INTERVAL)."""
     services.sweep_deliveries()
+    notices.sweep_notices()

@@ -268,12 +268,12 @@ def transport_for(channel: Channel):
     return WebhookTransport(channel) if channel.kind == ChannelKind.WEBHOOK else EmailTransport(channel)
 
 
-def send_plain_email(*, to: list[str], template: str, context: dict, language: str) -> None:
-    """Send a short notice (subject/text/HTML templates `<template>_subject.txt` …) to people."""
+def plain_email(*, to: list[str], template: str, context: dict, language: str) -> EmailMultiAlternatives:
+    """Render a short notice to people (subject/text/HTML templates `<template>_subject.txt` …)."""
     with translation.override(language):
         subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
         message = EmailMultiAlternatives(
             subject=subject, body=render_to_string(f"{template}.txt", context), to=to
         )
         message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    message.send()
+    return message

@@ -9,9 +9,11 @@ import time
 
 import pytest
 import redis
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 
-from portal.alerts.models import Alert, Channel, Delivery, DeliveryStatus, EventType
+from portal.alerts.models import Alert, Channel, Delivery, DeliveryStatus, EventType, Notice, NoticeStatus
+from portal.alerts.notices import queue_email
 from portal.alerts.services import emit_event
 from tests.alerts.worker import ThrowawayRedis, Worker, use_broker
 
@@ -127,6 +129,30 @@ def test_a_broker_down_at_commit_time_loses_nothing(worker_factory, private_brok
     private_broker.start()
     wait_until(all_delivered(hook, 5), timeout=60, what="delivery after the broker came back", worker=worker)
     assert_received_exactly_once(receiver, alerts)
+
+
+def test_an_email_to_people_committed_while_the_broker_is_down_still_goes_out(
+    worker_factory, private_broker, operator
+):
+    """E-mails to people share the outbox's guarantees: the sweeper sends what the broker missed."""
+    worker = worker_factory()
+    private_broker.stop()
+    message = EmailMultiAlternatives(
+        subject="INC-2026-0042: information requested", body="Please add the logs.", to=["it@acme.example"]
+    )
+    with transaction.atomic():
+        notice = queue_email(message, template="incidents/information_requested", operator=operator)
+    assert Notice.objects.get(pk=notice.pk).status == NoticeStatus.PENDING
+    time.sleep(1)
+    private_broker.start()
+    wait_until(
+        lambda: Notice.objects.get(pk=notice.pk).status == NoticeStatus.SENT,
+        timeout=60,
+        what="the e-mail after the broker came back",
+        worker=worker,
+    )
+    [mail] = [m for m in worker.mails() if "INC-2026-0042" in m]
+    assert "it@acme.example" in mail and "Please add the logs." in mail
 
 
 def test_a_worker_killed_mid_send_loses_nothing(worker_factory, operator, hook, receiver):

@@ -1,0 +1,150 @@
+"""E-mails to people, through an outbox: written with the change they announce, sent by a worker.
+
+    queue_email(message, template="incidents/status_changed", operator=incident.operator)
+
+- Call it inside the transaction of the change it announces. The Notice row is part of
+  that transaction; its task is enqueued when the transaction commits, with the notice
+  id only (no address or text in the broker). Roll back and nothing is sent.
+- A worker sends it through Django's e-mail backend (SMTP in production). A temporary
+  failure (connection refused, timeout, an SMTP 4xx) is retried with the alerts'
+  backoff; a permanent one (an SMTP 5xx) or the last attempt marks it failed, listed in
+  the admin with a retry action. The sweeper re-enqueues notices left pending (broker
+  down at commit) or stuck sending (worker killed mid-send).
+- At least once: a worker killed between the mail server's acceptance and the record
+  sends that e-mail again once the sweeper frees it.
+- Errors are recorded as codes and exception names, never with an address.
+"""
+
+import json
+import logging
+import smtplib
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from portal.audit.services import record
+
+from .models import Notice, NoticeStatus
+from .outbox import publish
+
+logger = logging.getLogger(__name__)
+
+
+def queue_email(message: EmailMultiAlternatives, *, template: str, operator=None) -> Notice:
+    """Write `message` into the outbox in the caller's transaction; it is sent after commit."""
+    html = next((content for content, mimetype in message.alternatives if mimetype == "text/html"), "")
+    notice = Notice.objects.create(
+        template=template,
+        operator=operator,
+        recipients=json.dumps(list(message.to)),
+        subject=message.subject,
+        text=message.body,
+        html=html,
+    )
+    transaction.on_commit(lambda: enqueue_notices(notice_ids=[notice.pk]), robust=True)
+    return notice
+
+
+def enqueue_notices(*, notice_ids: list[int], countdown: float | None = None) -> int:
+    """Publish one send task per notice; return how many were published (see `outbox.publish`)."""
+    from .tasks import send_notice_task
+
+    return publish(send_notice_task, notice_ids, countdown=countdown, what="notice")
+
+
+def _failure(exc: Exception) -> tuple[str, bool]:
+    """Return (error without addresses, whether retrying could never help)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _message in exc.recipients.values()})
+        return f"SMTP {'/'.join(map(str, codes))}: recipients refused", all(500 <= c < 600 for c in codes)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"SMTP {exc.smtp_code}", 500 <= exc.smtp_code < 600
+    return f"sending failed: {type(exc).__name__}", False
+
+
+def send_notice(*, notice_id: int) -> float | None:
+    """Claim a pending, due notice, send it, record the outcome; return seconds to the next try, or None."""
+    from .services import backoff_seconds
+
+    now = timezone.now()
+    claimed = Notice.objects.filter(
+        pk=notice_id, status=NoticeStatus.PENDING, next_attempt_at__lte=now
+    ).update(status=NoticeStatus.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1)
+    if not claimed:
+        return None
+    notice = Notice.objects.get(pk=notice_id)
+    message = EmailMultiAlternatives(subject=notice.subject, body=notice.text, to=notice.to)
+    if notice.html:
+        message.attach_alternative(notice.html, "text/html")
+    retry_in: float | None = None
+    try:
+        message.send()
+    except Exception as exc:  # whatever the backend raises is recorded, never lost
+        error, permanent = _failure(exc)
+        if permanent or notice.attempt_count >= settings.ALERTS_MAX_ATTEMPTS:
+            fields = {"status": NoticeStatus.DEAD, "last_error": error}
+        else:
+            retry_in = backoff_seconds(attempt=notice.attempt_count)
+            fields = {
+                "status": NoticeStatus.PENDING,
+                "last_error": error,
+                "next_attempt_at": timezone.now() + timedelta(seconds=retry_in),
+            }
+        logger.info("notice %s attempt %s failed: %s", notice.pk, notice.attempt_count, error)
+    else:
+        fields = {"status": NoticeStatus.SENT, "sent_at": timezone.now(), "last_error": ""}
+    # Only this claim may record: if the sweeper freed the notice meanwhile, the newer claim decides.
+    still_ours = Notice.objects.filter(
+        pk=notice.pk, status=NoticeStatus.SENDING, claimed_at=notice.claimed_at
+    ).update(**fields)
+    return retry_in if still_ours else None
+
+
+def schedule_retry(*, notice_id: int, retry_in: float | None) -> None:
+    """Enqueue the next try unless there is none or it is too far off (the sweeper takes those)."""
+    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
+        enqueue_notices(notice_ids=[notice_id], countdown=retry_in)
+
+
+def sweep_notices(*, limit: int = 1000) -> int:
+    """Re-enqueue notices pending past their time, and free those stuck in sending; return the count."""
+    now = timezone.now()
+    grace = timedelta(seconds=settings.ALERTS_PENDING_GRACE)
+    freed = Notice.objects.filter(
+        status=NoticeStatus.SENDING, claimed_at__lte=now - timedelta(seconds=settings.ALERTS_STUCK_AFTER)
+    ).update(status=NoticeStatus.PENDING, next_attempt_at=now - grace)
+    if freed:
+        logger.warning("freed %s notices stuck in sending", freed)
+    ids = list(
+        Notice.objects.filter(status=NoticeStatus.PENDING, next_attempt_at__lte=now - grace)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return 0
+    # Not due again for another grace period while their tasks are queued.
+    Notice.objects.filter(pk__in=ids, status=NoticeStatus.PENDING).update(next_attempt_at=now)
+    return enqueue_notices(notice_ids=ids)
+
+
+def retry_notice(*, notice: Notice, actor=None, request=None) -> bool:
+    """Put a failed notice back in the queue (admin action); return whether it had failed."""
+    with transaction.atomic():
+        updated = Notice.objects.filter(pk=notice.pk, status=NoticeStatus.DEAD).update(
+            status=NoticeStatus.PENDING, next_attempt_at=timezone.now(), last_error=""
+        )
+        if updated:
+            record(
+                action="alerts.notice_retry",
+                actor=actor,
+                operator=notice.operator,
+                target=notice,
+                changes={"status": {"old": NoticeStatus.DEAD, "new": NoticeStatus.PENDING}},
+                request=request,
+            )
+            transaction.on_commit(lambda: enqueue_notices(notice_ids=[notice.pk]), robust=True)
+    return bool(updated)
