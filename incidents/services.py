@@ -1,8 +1,8 @@
 """Every multi-step write on incidents: filing, staged reports, lifecycle, deadlines, conversation.
 
 Each public function is keyword-only and runs in one transaction: the domain rows,
-the audit event and the alert-pipeline event are written together, and e-mails to
-people go out only once that transaction commits.
+the audit event, the alert-pipeline event and the e-mails to people (notices, in the
+outbox of portal.alerts.notices) are written together; a worker sends them after commit.
 """
 
 import logging
@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import WRITE_ROLES, Membership, Operator, User
+from portal.alerts.notices import queue_email
 from portal.alerts.services import emit_event
 from portal.audit.services import record
 
@@ -377,7 +378,7 @@ def deadline_compliance(*, since: datetime | None = None, until: datetime | None
     )
 
 
-# --- E-mails to people (on commit) ----------------------------------------------------------
+# --- E-mails to people (outbox, sent by a worker) ----------------------------------------------------------
 
 
 def _operator_recipients(incident: Incident) -> list[User]:
@@ -402,29 +403,19 @@ def _render_mail(template: str, context: dict, language: str, to: list[str]) -> 
     return message
 
 
-def _send(messages: list[EmailMultiAlternatives]) -> None:
-    for message in messages:
-        try:
-            message.send()
-        except Exception:  # a mail server outage must not break the request that already committed
-            logger.exception("incident e-mail to %d recipient(s) failed", len(message.to))
-
-
 def _mail_operator(incident: Incident, template: str, context: dict) -> None:
-    """E-mail the organisation's admins and reporters, each in their own language, once committed."""
+    """E-mail the organisation's admins and reporters, each in their own language (sent after commit)."""
     url = settings.SITE_URL.rstrip("/") + incident.get_absolute_url()
     base = {"incident": incident, "operator": incident.operator, "url": url, **context}
-    messages = [
-        _render_mail(
+    for user in _operator_recipients(incident):
+        message = _render_mail(
             template, {**base, "recipient": user}, user.language or settings.LANGUAGE_CODE, [user.email]
         )
-        for user in _operator_recipients(incident)
-    ]
-    transaction.on_commit(lambda: _send(messages))
+        queue_email(message, template=f"incidents/{template}", operator=incident.operator)
 
 
 def _mail_bssn(incident: Incident, template: str, context: dict) -> None:
-    """E-mail BSSN's notification addresses (settings.BSSN_NOTIFY_EMAILS), once committed."""
+    """E-mail BSSN's notification addresses (settings.BSSN_NOTIFY_EMAILS) (outbox: sent after commit)."""
     recipients = list(settings.BSSN_NOTIFY_EMAILS)
     if not recipients:
         return
@@ -435,7 +426,7 @@ def _mail_bssn(incident: Incident, template: str, context: dict) -> None:
         settings.LANGUAGE_CODE,
         recipients,
     )
-    transaction.on_commit(lambda: _send([message]))
+    queue_email(message, template=f"incidents/{template}", operator=incident.operator)
 
 
 # --- Filing and staged reports ----------------------------------------------------------------

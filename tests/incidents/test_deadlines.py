@@ -3,11 +3,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail.backends.locmem import EmailBackend
 
 from incidents import services
 from incidents.models import DeadlineRule, Obligation, ReportKind
 from incidents.tasks import send_deadline_reminders_task
 from portal.accounts.models import Sector
+from portal.alerts import notices
+from portal.alerts.models import Notice, NoticeStatus
 from tests.conftest import make_member, make_operator
 from tests.incidents.helpers import file_incident
 
@@ -97,6 +100,35 @@ def test_reminders_fire_once_each_even_when_the_beat_is_late_or_doubled(
     obligation.refresh_from_db()
     assert obligation.reminder_sent_at == T0 + 46 * HOUR
     assert obligation.overdue_sent_at == T0 + 80 * HOUR
+
+
+def test_a_reminder_survives_a_mail_server_outage(
+    operator, reporter, mailoutbox, django_capture_on_commit_callbacks, monkeypatch
+):
+    with time_machine.travel(T0, tick=False):
+        file_incident(operator, reporter, **PERSONAL)
+    server_down = [True]
+    deliver = EmailBackend.send_messages
+
+    def send_messages(backend, messages):
+        if server_down[0]:
+            raise ConnectionRefusedError
+        return deliver(backend, messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_messages)
+    # The beat claims the reminder (it is never sent twice) while the mail server is down...
+    assert _beat(T0 + 46 * HOUR, django_capture_on_commit_callbacks) == {"reminders": 1, "overdue": 0}
+    assert mailoutbox == []
+    assert Notice.objects.get(template="incidents/deadline_reminder").status == NoticeStatus.PENDING
+    # ...and the worker's retry, once the server is back, still delivers it.
+    server_down[0] = False
+    with time_machine.travel(T0 + 47 * HOUR, tick=False):
+        notices.sweep_notices()
+    reminder = Notice.objects.get(template="incidents/deadline_reminder")
+    assert reminder.status == NoticeStatus.SENT
+    assert [(m.to, m.subject) for m in mailoutbox if m.subject == reminder.subject] == [
+        ([reporter.email], reminder.subject)
+    ]
 
 
 def test_a_beat_late_past_the_due_time_sends_the_overdue_notice_not_a_stale_reminder(
