@@ -332,6 +332,12 @@ CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
     "task": "portal.alerts.tasks.sweep_deliveries_task",
     "schedule": ALERTS_SWEEP_INTERVAL,
 }
+# Days a sent e-mail to people (recipients, text) is kept before it is deleted.
+NOTICE_RETENTION_DAYS = env.int("NOTICE_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["alerts-purge-sent-notices"] = {
+    "task": "portal.alerts.tasks.purge_sent_notices_task",
+    "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge
+}
 
 # consent
 # (consent ledger settings and beat entries go here)

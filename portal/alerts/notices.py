@@ -131,6 +131,25 @@ def sweep_notices(*, limit: int = 1000) -> int:
     return enqueue_notices(notice_ids=ids)
 
 
+def purge_sent_notices(*, now=None) -> int:
+    """Delete notices sent more than NOTICE_RETENTION_DAYS ago (recipients and text are personal data).
+
+    Failed and pending ones stay: they are still work for a worker or for BSSN. One audit
+    event per run that deleted something.
+    """
+    now = now or timezone.now()
+    days = settings.NOTICE_RETENTION_DAYS
+    with transaction.atomic():
+        deleted, _per_model = Notice.objects.filter(
+            status=NoticeStatus.SENT, sent_at__lte=now - timedelta(days=days)
+        ).delete()
+        if deleted:
+            record(action="alerts.notice_purge", changes={"deleted": deleted, "retention_days": days})
+    if deleted:
+        logger.info("purged %d e-mails to people sent more than %d days ago", deleted, days)
+    return deleted
+
+
 def retry_notice(*, notice: Notice, actor=None, request=None) -> bool:
     """Put a failed notice back in the queue (admin action); return whether it had failed."""
     with transaction.atomic():

@@ -24,3 +24,9 @@ def sweep_deliveries_task() -> None:
     """Re-enqueue overdue deliveries and notices, free stuck ones (beat, every ALERTS_SWEEP_INTERVAL)."""
     services.sweep_deliveries()
     notices.sweep_notices()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_sent_notices_task() -> int:
+    """Beat: delete e-mails to people sent longer than NOTICE_RETENTION_DAYS ago."""
+    return notices.purge_sent_notices()

@@ -176,3 +176,23 @@ def test_a_failed_notice_is_listed_for_bssn_and_its_retry_sends_it(
     failed.refresh_from_db()
     assert (failed.status, failed.last_error) == (NoticeStatus.PENDING, "")
     assert AuditEvent.objects.filter(action="alerts.notice_retry", actor=analyst).count() == 1
+
+
+def test_sent_notices_are_deleted_after_the_retention_period_and_the_rest_kept(settings):
+    settings.NOTICE_RETENTION_DAYS = 30
+    now = timezone.now()
+    old_sent, recent_sent, old_failed, old_pending = (_queue() for _ in range(4))
+    Notice.objects.filter(pk=old_sent.pk).update(status=NoticeStatus.SENT, sent_at=now - timedelta(days=31))
+    Notice.objects.filter(pk=recent_sent.pk).update(
+        status=NoticeStatus.SENT, sent_at=now - timedelta(days=29)
+    )
+    Notice.objects.filter(pk__in=[old_failed.pk, old_pending.pk]).update(created_at=now - timedelta(days=90))
+    Notice.objects.filter(pk=old_failed.pk).update(status=NoticeStatus.DEAD)
+    assert notices.purge_sent_notices(now=now) == 1
+    assert sorted(Notice.objects.values_list("pk", flat=True)) == sorted(
+        [recent_sent.pk, old_failed.pk, old_pending.pk]
+    )
+    [event] = AuditEvent.objects.filter(action="alerts.notice_purge")
+    assert event.changes == {"deleted": 1, "retention_days": 30}
+    assert notices.purge_sent_notices(now=now) == 0  # a doubled run deletes nothing more
+    assert AuditEvent.objects.filter(action="alerts.notice_purge").count() == 1
