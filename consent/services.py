@@ -196,10 +196,19 @@ def publish_version(*, version: PolicyVersion, actor, request: HttpRequest | Non
         raise ValidationError(_("Declare at least one purpose before publishing."))
     now = timezone.now()
     with transaction.atomic():
+        # Every version of the organisation, locked in one order: two publishes at the
+        # same moment take turns (the later one retires the earlier), and a draft that
+        # another request published meanwhile is refused below, not published twice.
+        list(
+            PolicyVersion.objects.select_for_update()
+            .filter(operator=version.operator)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if PolicyVersion.objects.get(pk=version.pk).status != PolicyStatus.DRAFT:
+            raise ValidationError(_("Only a draft can be published."))
         previous = list(
-            PolicyVersion.objects.select_for_update().filter(
-                operator=version.operator, status=PolicyStatus.PUBLISHED
-            )
+            PolicyVersion.objects.filter(operator=version.operator, status=PolicyStatus.PUBLISHED)
         )
         for old in previous:
             old.status, old.retired_at = PolicyStatus.RETIRED, now

@@ -1,9 +1,11 @@
 """Privacy policy versions: drafts, publishing, immutability, diff and the public page."""
 
 import hashlib
+import threading
 
 import pytest
 from django.contrib.admin.sites import site
+from django.db import connection
 from django.urls import reverse
 
 from consent.models import ImmutableError, PolicyStatus, PolicyVersion, Purpose
@@ -220,3 +222,47 @@ def test_the_public_page_shows_the_current_version_without_sign_in(client, opera
     english = client.get(reverse("public_policy:current", args=[operator.slug]) + "?lang=en")
     assert "We protect your data." in english.content.decode()
     assert client.get(reverse("public_policy:current", args=["no-such-operator"])).status_code == 404
+
+
+def _publish_at_once(versions: list[PolicyVersion]) -> list[Exception | None]:
+    """Publish each version from its own connection, all at the same moment; return each outcome."""
+    from consent import services
+
+    outcomes: list[Exception | None] = [None] * len(versions)
+    barrier = threading.Barrier(len(versions))
+
+    def publish(index: int) -> None:
+        try:
+            barrier.wait()
+            services.publish_version(version=versions[index], actor=None)
+        except Exception as exc:  # noqa: BLE001  each outcome is asserted by the caller
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(len(versions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_drafts_published_at_the_same_moment_leave_one_published_and_no_error(operator):
+    drafts = [draft_version(operator, title="A"), draft_version(operator, title="B")]
+    assert _publish_at_once(drafts) == [None, None]
+    statuses = sorted(PolicyVersion.objects.filter(operator=operator).values_list("status", flat=True))
+    assert statuses == [PolicyStatus.PUBLISHED, PolicyStatus.RETIRED]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_draft_published_twice_at_once_is_published_once_and_the_other_is_told(operator):
+    draft = draft_version(operator)
+    twin = PolicyVersion.objects.get(pk=draft.pk)  # the same draft, open in a second browser tab
+    outcomes = _publish_at_once([draft, twin])
+    assert sorted(type(o).__name__ for o in outcomes) == ["NoneType", "ValidationError"]
+    assert PolicyVersion.objects.get(pk=draft.pk).status == PolicyStatus.PUBLISHED
+    assert AuditEvent.objects.filter(action="consent.policy.publish").count() == 1
