@@ -35,7 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 def queue_email(message: EmailMultiAlternatives, *, template: str, operator=None) -> Notice:
-    """Write `message` into the outbox in the caller's transaction; it is sent after commit."""
+    """Write `message` into the outbox in the caller's transaction; it is sent after commit.
+
+    A notice keeps the recipients, subject, text and HTML part; anything else would be
+    lost on the way, so it is refused.
+    """
+    if message.cc or message.bcc or message.reply_to or message.attachments or message.extra_headers:
+        raise ValueError("a notice carries recipients, subject, text and an HTML part only")
     html = next((content for content, mimetype in message.alternatives if mimetype == "text/html"), "")
     notice = Notice.objects.create(
         template=template,

@@ -71,6 +71,14 @@ def test_a_notice_is_written_with_its_change_and_queued_by_id_when_it_commits(
     assert (notice.status, notice.operator, notice.to) == (NoticeStatus.PENDING, operator, [ADDRESS])
 
 
+def test_a_message_with_parts_a_notice_cannot_keep_is_refused():
+    message = _message()
+    message.attach("report.pdf", b"%PDF-1.7", "application/pdf")
+    with pytest.raises(ValueError, match="only"):
+        notices.queue_email(message, template="incidents/status_changed")
+    assert not Notice.objects.exists()
+
+
 def test_a_rolled_back_change_leaves_no_notice_and_queues_nothing(queued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
         _queue()
