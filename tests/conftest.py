@@ -213,3 +213,20 @@ def staff_client():
         return c
 
     return _client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_database_sessions(django_db_setup, django_db_blocker):
+    """End sessions still open on the PostgreSQL test database before it is dropped.
+
+    A connection opened while the browser tests' live server runs outlives them, and
+    dropping the database then warned "database is being accessed by other users".
+    """
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
