@@ -6,6 +6,7 @@ legal basis the operator recorded for this flag, and every alert leaves a Disclo
 row per recipient listing exactly the fields it carried.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -190,6 +191,23 @@ class IdentityInput:
         return not (self.full_name or self.phone or self.nik or self.address)
 
 
+def _lock_person(*indexes: str) -> None:
+    """Make flags of the same person (by NIK or consultation index) take turns, on PostgreSQL.
+
+    Two flags committed at the same moment would each miss the other as a duplicate; with
+    a transaction-scoped advisory lock per index, the second waits for the first to
+    commit and then finds it. (SQLite runs one writer at a time already.)
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted(
+        {int.from_bytes(hashlib.sha256(index.encode()).digest()[:8], "big", signed=True) for index in indexes}
+    )
+    with connection.cursor() as cursor:
+        for key in keys:  # one order everywhere: no deadlock between two flags
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _find_duplicate(
     *, operator, nik_index: str, consultation_ref_index: str, since: datetime
 ) -> CaseFlag | None:
@@ -225,6 +243,7 @@ def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=N
     nik_index = blind_index(Kind.NIK, identity.nik) if identity.nik else ""
     consultation_ref = data.get("consultation_ref", "")
     consref_index = consultation_index(operator, consultation_ref)
+    _lock_person(*(f"case-flag:{index}" for index in (nik_index, consref_index) if index))
     duplicate_of = _find_duplicate(
         operator=operator,
         nik_index=nik_index,

@@ -121,3 +121,38 @@ def test_no_table_holds_a_plaintext_nik_name_phone_address_or_note(
     assert not found, found
     # The vault decrypts for the code that is allowed to read it.
     assert identity.nik == NIK and identity.full_name == NAME and identity.phone == PHONE
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_flags_of_one_person_at_the_same_moment_are_linked(client_for, ht_reporter, healthtech_operator):
+    import threading
+
+    clients = [client_for(ht_reporter), client_for(ht_reporter)]
+    barrier = threading.Barrier(2)
+    errors: list[Exception] = []
+
+    def submit(index: int) -> None:
+        try:
+            barrier.wait()
+            data = {
+                **flag_post(consultation_ref=f"K-{index}"),
+                "action": "submit",
+                "confirm_classification": "suspect_a",
+            }
+            url = reverse("cases:flag_create", kwargs={"operator_slug": healthtech_operator.slug})
+            assert clients[index].post(url, data).status_code == 302
+        except Exception as exc:  # noqa: BLE001  asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    first, second = CaseFlag.objects.order_by("created_at", "pk")
+    links = sorted([first.duplicate_of_id, second.duplicate_of_id], key=lambda v: v or 0)
+    assert links in ([None, first.pk], [None, second.pk])  # exactly one names the other
