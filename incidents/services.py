@@ -11,19 +11,18 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import EmailMultiAlternatives
 from django.db import models, transaction
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncMonth
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import WRITE_ROLES, Membership, Operator, User
 from portal.alerts.notices import queue_email
 from portal.alerts.services import emit_event
+from portal.alerts.transports import plain_email
 from portal.audit.services import record
 
 from . import payloads
@@ -389,27 +388,16 @@ def _operator_recipients(incident: Incident) -> list[User]:
     )
 
 
-def _render_mail(template: str, context: dict, language: str, to: list[str]) -> EmailMultiAlternatives:
-    with translation.override(language):
-        subject = " ".join(render_to_string(f"incidents/emails/{template}_subject.txt", context).split())
-        message = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string(f"incidents/emails/{template}.txt", context),
-            to=to,
-        )
-        message.attach_alternative(
-            render_to_string(f"incidents/emails/{template}.html", context), "text/html"
-        )
-    return message
-
-
 def _mail_operator(incident: Incident, template: str, context: dict) -> None:
     """E-mail the organisation's admins and reporters, each in their own language (sent after commit)."""
     url = settings.SITE_URL.rstrip("/") + incident.get_absolute_url()
     base = {"incident": incident, "operator": incident.operator, "url": url, **context}
     for user in _operator_recipients(incident):
-        message = _render_mail(
-            template, {**base, "recipient": user}, user.language or settings.LANGUAGE_CODE, [user.email]
+        message = plain_email(
+            to=[user.email],
+            template=f"incidents/emails/{template}",
+            context={**base, "recipient": user},
+            language=user.language or settings.LANGUAGE_CODE,
         )
         queue_email(message, template=f"incidents/{template}", operator=incident.operator)
 
@@ -420,11 +408,11 @@ def _mail_bssn(incident: Incident, template: str, context: dict) -> None:
     if not recipients:
         return
     url = settings.SITE_URL.rstrip("/") + reverse("admin:incidents_incident_change", args=[incident.pk])
-    message = _render_mail(
-        template,
-        {"incident": incident, "operator": incident.operator, "url": url, **context},
-        settings.LANGUAGE_CODE,
-        recipients,
+    message = plain_email(
+        to=recipients,
+        template=f"incidents/emails/{template}",
+        context={"incident": incident, "operator": incident.operator, "url": url, **context},
+        language=settings.LANGUAGE_CODE,
     )
     queue_email(message, template=f"incidents/{template}", operator=incident.operator)
 

@@ -352,15 +352,24 @@ class DeliveryStatus(models.TextChoices):
     DEAD = "dead", _("Failed")
 
 
-class DeliveryQuerySet(models.QuerySet):
+class OutboxQuerySet(models.QuerySet):
+    """Rows of an outbox (Delivery, Notice): pending → sending → done, or dead.
+
+    Both models' status choices name these three states with the same values.
+    """
+
+    PENDING, SENDING, DEAD = "pending", "sending", "dead"
+
+    def due(self, now, *, grace: timedelta) -> "OutboxQuerySet":
+        return self.filter(status=self.PENDING, next_attempt_at__lte=now - grace)
+
+    def stuck(self, now, *, after: timedelta) -> "OutboxQuerySet":
+        return self.filter(status=self.SENDING, claimed_at__lte=now - after)
+
+
+class DeliveryQuerySet(OutboxQuerySet):
     def for_operator(self, operator: Operator) -> "DeliveryQuerySet":
         return self.filter(alert__operator=operator)
-
-    def due(self, now, *, grace: timedelta) -> "DeliveryQuerySet":
-        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now - grace)
-
-    def stuck(self, now, *, after: timedelta) -> "DeliveryQuerySet":
-        return self.filter(status=DeliveryStatus.SENDING, claimed_at__lte=now - after)
 
 
 class Delivery(models.Model):
@@ -484,6 +493,8 @@ class Notice(models.Model):
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
+    objects = OutboxQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("notice e-mail")
         verbose_name_plural = _("notice e-mails")
@@ -494,7 +505,7 @@ class Notice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.template} ({self.status})"
+        return f"{self.template} ({self.get_status_display()})"
 
     @property
     def to(self) -> list[str]:

@@ -28,8 +28,9 @@ from django.utils import timezone
 
 from portal.audit.services import record
 
+from . import outbox
 from .models import Notice, NoticeStatus
-from .outbox import publish
+from .outbox import backoff_seconds, publish
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +75,6 @@ def _failure(exc: Exception) -> tuple[str, bool]:
 
 def send_notice(*, notice_id: int) -> float | None:
     """Claim a pending, due notice, send it, record the outcome; return seconds to the next try, or None."""
-    from .services import backoff_seconds
-
     now = timezone.now()
     claimed = Notice.objects.filter(
         pk=notice_id, status=NoticeStatus.PENDING, next_attempt_at__lte=now
@@ -111,30 +110,17 @@ def send_notice(*, notice_id: int) -> float | None:
 
 
 def schedule_retry(*, notice_id: int, retry_in: float | None) -> None:
-    """Enqueue the next try unless there is none or it is too far off (the sweeper takes those)."""
-    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
-        enqueue_notices(notice_ids=[notice_id], countdown=retry_in)
+    """Enqueue the notice's next try (see `outbox.schedule_retry`)."""
+    outbox.schedule_retry(_enqueue, notice_id, retry_in)
+
+
+def _enqueue(ids: list[int], countdown: float | None) -> int:
+    return enqueue_notices(notice_ids=ids, countdown=countdown)
 
 
 def sweep_notices(*, limit: int = 1000) -> int:
-    """Re-enqueue notices pending past their time, and free those stuck in sending; return the count."""
-    now = timezone.now()
-    grace = timedelta(seconds=settings.ALERTS_PENDING_GRACE)
-    freed = Notice.objects.filter(
-        status=NoticeStatus.SENDING, claimed_at__lte=now - timedelta(seconds=settings.ALERTS_STUCK_AFTER)
-    ).update(status=NoticeStatus.PENDING, next_attempt_at=now - grace)
-    if freed:
-        logger.warning("freed %s notices stuck in sending", freed)
-    ids = list(
-        Notice.objects.filter(status=NoticeStatus.PENDING, next_attempt_at__lte=now - grace)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if not ids:
-        return 0
-    # Not due again for another grace period while their tasks are queued.
-    Notice.objects.filter(pk__in=ids, status=NoticeStatus.PENDING).update(next_attempt_at=now)
-    return enqueue_notices(notice_ids=ids)
+    """Re-enqueue overdue notices and free stuck ones (see `outbox.sweep`); return the count."""
+    return outbox.sweep(Notice, _enqueue, limit=limit, what="notices")
 
 
 def purge_sent_notices(*, now=None) -> int:
@@ -158,18 +144,6 @@ def purge_sent_notices(*, now=None) -> int:
 
 def retry_notice(*, notice: Notice, actor=None, request=None) -> bool:
     """Put a failed notice back in the queue (admin action); return whether it had failed."""
-    with transaction.atomic():
-        updated = Notice.objects.filter(pk=notice.pk, status=NoticeStatus.DEAD).update(
-            status=NoticeStatus.PENDING, next_attempt_at=timezone.now(), last_error=""
-        )
-        if updated:
-            record(
-                action="alerts.notice_retry",
-                actor=actor,
-                operator=notice.operator,
-                target=notice,
-                changes={"status": {"old": NoticeStatus.DEAD, "new": NoticeStatus.PENDING}},
-                request=request,
-            )
-            transaction.on_commit(lambda: enqueue_notices(notice_ids=[notice.pk]), robust=True)
-    return bool(updated)
+    return outbox.retry_dead(
+        notice, _enqueue, action="alerts.notice_retry", actor=actor, request=request, operator=notice.operator
+    )

@@ -24,7 +24,6 @@ Contract for the apps that raise events (incidents, suspected cases):
 """
 
 import logging
-import random
 import time
 import uuid
 from contextlib import nullcontext
@@ -34,12 +33,11 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from portal.audit.services import record
 
-from . import store
+from . import outbox, store
 from .models import (
     EVENT_TYPES,
     Alert,
@@ -53,7 +51,7 @@ from .models import (
     EventType,
 )
 from .notices import queue_email
-from .outbox import publish
+from .outbox import backoff_seconds, publish
 from .transports import SendResult, TransportError, plain_email, transport_for
 
 logger = logging.getLogger(__name__)
@@ -180,23 +178,6 @@ def enqueue_deliveries(*, delivery_ids: list[int], countdown: float | None = Non
 # --- Delivering ----------------------------------------------------------------
 
 
-def backoff_seconds(*, attempt: int, retry_after: float | None = None) -> float:
-    """Return the wait before retry `attempt`: exponential, capped, jittered; honours Retry-After."""
-    base = settings.ALERTS_BACKOFF_BASE * (2 ** max(0, attempt - 1))
-    wait = min(settings.ALERTS_BACKOFF_CAP, base)
-    # Jitter, not security: the standard generator is right here.
-    wait = wait / 2 + random.uniform(0, wait / 2)  # noqa: S311 # nosec B311
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, settings.ALERTS_RETRY_AFTER_CAP))
-    return wait
-
-
-def claim(*, delivery_id: int) -> uuid.UUID | None:
-    """Mark the delivery as being sent by us, if it is pending and due; return the claim token."""
-    token = uuid.uuid4()
-    return token if store.claim(delivery_id=delivery_id, token=token, now=timezone.now()) else None
-
-
 def deliver(*, delivery_id: int) -> float | None:
     """Claim, send outside any transaction, record the attempt. Return seconds to the next try, or None.
 
@@ -269,13 +250,12 @@ def _deliver_more(channel_id: int) -> None:
 
 
 def schedule_retry(*, delivery_id: int, retry_in: float | None) -> None:
-    """Enqueue the delivery's next try, unless there is none or it is too far off for a countdown.
+    """Enqueue the delivery's next try (see `outbox.schedule_retry`)."""
+    outbox.schedule_retry(_enqueue, delivery_id, retry_in)
 
-    Long waits are left to the sweeper: a countdown held by a worker for hours would
-    outlive the broker's visibility timeout and come back as a duplicate message.
-    """
-    if retry_in is not None and retry_in <= settings.ALERTS_MAX_COUNTDOWN:
-        enqueue_deliveries(delivery_ids=[delivery_id], countdown=retry_in)
+
+def _enqueue(ids: list[int], countdown: float | None) -> int:
+    return enqueue_deliveries(delivery_ids=ids, countdown=countdown)
 
 
 def _attempt(delivery, started_at, latency_ms, result, error, outcome) -> Attempt:
@@ -364,52 +344,15 @@ def _notify_bssn_channel_disabled(delivery: Delivery) -> None:
 
 def retry_delivery(*, delivery: Delivery, actor=None, request=None) -> bool:
     """Put a dead delivery back in the queue (admin action); return whether it was dead."""
-    with transaction.atomic():
-        updated = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.DEAD).update(
-            status=DeliveryStatus.PENDING, next_attempt_at=timezone.now(), last_error=""
-        )
-        if updated:
-            record(
-                action="alerts.delivery_retry",
-                actor=actor,
-                target=delivery,
-                changes={"status": {"old": DeliveryStatus.DEAD, "new": DeliveryStatus.PENDING}},
-                request=request,
-            )
-            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=[delivery.pk]), robust=True)
-    return bool(updated)
+    return outbox.retry_dead(delivery, _enqueue, action="alerts.delivery_retry", actor=actor, request=request)
 
 
 # --- Sweeping ------------------------------------------------------------------
 
 
 def sweep_deliveries(*, limit: int = 5000) -> int:
-    """Re-enqueue deliveries pending past their time, and free those stuck in sending. Return the count.
-
-    Pending past the grace period means the task was lost (broker down at commit
-    time, message dropped); sending past the stuck limit means the worker died mid-send.
-    Each swept delivery's `next_attempt_at` moves to now, so the next sweep leaves it
-    alone for another grace period while its task is queued.
-    """
-    now = timezone.now()
-    grace = timedelta(seconds=settings.ALERTS_PENDING_GRACE)
-    stuck_after = timedelta(seconds=settings.ALERTS_STUCK_AFTER)
-    freed = Delivery.objects.stuck(now, after=stuck_after).update(
-        status=DeliveryStatus.PENDING, claim_token=None, next_attempt_at=now - grace
-    )
-    if freed:
-        logger.warning("freed %s deliveries stuck in sending", freed)
-    ids = list(
-        Delivery.objects.due(now, grace=grace)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if not ids:
-        return 0
-    Delivery.objects.filter(Q(pk__in=ids), status=DeliveryStatus.PENDING).update(next_attempt_at=now)
-    published = enqueue_deliveries(delivery_ids=ids)
-    logger.info("sweeper re-enqueued %s of %s overdue deliveries", published, len(ids))
-    return published
+    """Re-enqueue overdue deliveries and free stuck ones (see `outbox.sweep`); return the count."""
+    return outbox.sweep(Delivery, _enqueue, limit=limit, what="deliveries", claim_token=None)
 
 
 # --- Channels -------------------------------------------------------------------

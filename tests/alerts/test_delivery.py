@@ -1,14 +1,16 @@
 """The delivery service against a real local HTTP receiver (the boundary), no worker."""
 
 import json
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.utils import timezone
 
+from portal.alerts import store
 from portal.alerts.models import Attempt, AttemptOutcome, Delivery, DeliveryStatus, EventType
-from portal.alerts.services import backoff_seconds, claim, deliver, emit_event, sweep_deliveries
+from portal.alerts.services import backoff_seconds, deliver, emit_event, sweep_deliveries
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +22,11 @@ def _emit(operator):
         payload={"schema": "incident.submitted/1", "incident": {"reference": "INC-7"}},
     )
     return alert, alert.deliveries.get(kind="webhook")
+
+
+def claim(*, delivery_id: int):
+    """Claim a delivery as another worker would (the claim `deliver` starts with)."""
+    return store.claim(delivery_id=delivery_id, token=uuid.uuid4(), now=timezone.now())
 
 
 def _make_due(delivery):
