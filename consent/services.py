@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit.services import record
+from portal.audit.updates import update_and_audit
 from portal.crypto import Kind, NormalisationError, blind_index
 
 from .models import (
@@ -136,23 +137,16 @@ def update_draft(
     *, version: PolicyVersion, actor, data: dict, request: HttpRequest | None = None
 ) -> PolicyVersion:
     """Save a draft's edited fields; a published version raises ImmutableError."""
-    changes = {}
-    for name in POLICY_FIELDS:
-        old, new = getattr(version, name), data[name]
-        if old != new:
-            changes[name] = {"old": str(old)[:200], "new": str(new)[:200]}
-            setattr(version, name, new)
-    if changes:
-        with transaction.atomic():
-            version.save()
-            record(
-                action="consent.policy.update",
-                actor=actor,
-                operator=version.operator,
-                target=version,
-                changes=changes,
-                request=request,
-            )
+    update_and_audit(
+        instance=version,
+        data={name: data[name] for name in POLICY_FIELDS},
+        fields=POLICY_FIELDS,
+        action="consent.policy.update",
+        actor=actor,
+        operator=version.operator,
+        request=request,
+        shown=lambda _name, value: str(value)[:200],
+    )
     return version
 
 

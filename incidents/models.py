@@ -1,6 +1,6 @@
 """Security incidents: the incident, its staged reports, deadlines, conversation and evidence.
 
-Rules live in `incidents.services` (lifecycle, deadlines, events); the models hold
+Rules live in the `incidents.services` package (filing, lifecycle, deadlines, events); the models hold
 fields, constraints, tenant-scoped querysets and small read-only helpers.
 """
 

@@ -12,6 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from portal.audit.services import record
+from portal.audit.updates import update_and_audit
 
 from .models import Invitation, Membership, Operator, Role, User
 
@@ -22,30 +23,17 @@ PROFILE_FIELDS = ("name", "pse_registration_number", "timezone", "province", "co
 
 def update_operator_profile(*, operator: Operator, actor: User, data: dict, request=None) -> Operator:
     """Save the editable profile fields and audit old and new values (phone masked)."""
-    changes = {}
-    for field in PROFILE_FIELDS:
-        old, new = getattr(operator, field), data[field]
-        if old != new:
-            masked = field == "contact_phone"
-            changes[field] = {"old": "***" if masked else old, "new": "***" if masked else new}
-            setattr(operator, field, new)
-    if "require_two_factor" in data and data["require_two_factor"] != operator.require_two_factor:
-        changes["require_two_factor"] = {
-            "old": operator.require_two_factor,
-            "new": data["require_two_factor"],
-        }
-        operator.require_two_factor = data["require_two_factor"]
-    if changes:
-        with transaction.atomic():
-            operator.save()
-            record(
-                action="operator.update",
-                actor=actor,
-                operator=operator,
-                target=operator,
-                changes=changes,
-                request=request,
-            )
+    fields = [*PROFILE_FIELDS, "require_two_factor"]
+    update_and_audit(
+        instance=operator,
+        data=data,
+        fields=fields,
+        action="operator.update",
+        actor=actor,
+        operator=operator,
+        request=request,
+        shown=lambda field, value: "***" if field == "contact_phone" else value,
+    )
     return operator
 
 
