@@ -1,6 +1,9 @@
 # The two commands of the quick start are `make run` and `make test`.
 SHELL := /bin/bash
 VENV := .venv
+# make run PORT=8080 serves elsewhere.
+PORT ?= 8000
+export PORT
 PY := $(VENV)/bin/python
 # First interpreter found that is Python 3.12 or newer.
 CANDIDATES := python3.14 python3.13 python3.12 python3
@@ -67,8 +70,8 @@ run: translations
 	@$(PY) -m portal.devenv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
-	@echo "Portal: http://127.0.0.1:8000   admin: http://127.0.0.1:8000/admin/   e-mails: var/mail/   Ctrl-C stops all."
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile.dev start
+	@echo "Portal: http://127.0.0.1:$(PORT)   admin: http://127.0.0.1:$(PORT)/admin/   e-mails: var/mail/   Ctrl-C stops all."
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile.dev start --port $(PORT)
 
 test: translations
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
