@@ -49,13 +49,14 @@ lock: venv
 
 # Fail when a lock no longer matches the requirement lists (CI runs this).
 lock-check: venv
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	cp requirements.lock requirements-dev.lock "$$tmp"/; \
-	$(VENV)/bin/uv pip compile requirements.txt --universal --python-version 3.12 --generate-hashes --quiet --no-header -o "$$tmp/requirements.lock" && \
-	$(VENV)/bin/uv pip compile requirements-dev.txt --universal --python-version 3.12 --generate-hashes --quiet --no-header -c "$$tmp/requirements.lock" -o "$$tmp/requirements-dev.lock" && \
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; uv="$(CURDIR)/$(VENV)/bin/uv"; \
+	cp requirements.txt requirements-dev.txt requirements.lock requirements-dev.lock "$$tmp"/; \
+	(cd "$$tmp" && \
+	 $$uv pip compile requirements.txt --universal --python-version 3.12 --generate-hashes --quiet -o requirements.lock && \
+	 $$uv pip compile requirements-dev.txt --universal --python-version 3.12 --generate-hashes --quiet -c requirements.lock -o requirements-dev.lock) || exit 1; \
 	for f in requirements.lock requirements-dev.lock; do \
-		if ! diff -q <(grep -v '^#' $$f) <(grep -v '^#' "$$tmp/$$f") >/dev/null; then \
-			echo "ERROR: $$f is stale: run 'make lock' and commit it."; diff <(grep -v '^#' $$f) <(grep -v '^#' "$$tmp/$$f") | head -20; exit 1; fi; \
+		if ! diff <(grep -v '^#' $$f) <(grep -v '^#' "$$tmp/$$f") >"$$tmp/diff"; then \
+			echo "ERROR: $$f is stale: run 'make lock' and commit it."; head -20 "$$tmp/diff"; exit 1; fi; \
 	done; echo "Locks are up to date."
 
 # Known vulnerabilities in the locked versions; exceptions with a reason and an expiry
