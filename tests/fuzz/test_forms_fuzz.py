@@ -274,6 +274,7 @@ def _django_forms(response) -> list:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_no_operator_form_breaks_or_half_saves_on_hostile_input():
     user = User.objects.create_user("fuzzer@fuzz.example", None, full_name="Fuzzer")
@@ -381,6 +382,7 @@ def _rebind(form, data: dict):
     return clone
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_no_operator_form_raises_on_hostile_input():
     user = User.objects.create_user("formfuzzer@fuzz.example", None, full_name="Fuzzer")
