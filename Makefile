@@ -4,6 +4,8 @@ VENV := .venv
 # make run PORT=8080 serves elsewhere.
 PORT ?= 8000
 export PORT
+# Keep compiled bytecode between the processes `make run` starts (some shells turn it off).
+unexport PYTHONDONTWRITEBYTECODE
 PY := $(VENV)/bin/python
 # First interpreter found that is Python 3.12 or newer.
 CANDIDATES := python3.14 python3.13 python3.12 python3
