@@ -49,7 +49,20 @@ class DisclosureInline(admin.TabularInline):
     model = Disclosure
     extra = 0
     can_delete = False
-    fields = ["created_at", "event_type", "recipient", "fields", "identity_included", "basis", "alert_id"]
+    fields = [
+        "created_at",
+        "event_type",
+        "stage",
+        "recipient",
+        "fields",
+        "identity_included",
+        "basis",
+        "alert_id",
+        "delivery_id",
+        "attempt",
+        "channel_kind",
+        "body_sha256",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:

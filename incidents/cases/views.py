@@ -227,6 +227,22 @@ def flag_withdraw(request, flag_id: int):
     return redirect(flag)
 
 
+@operator_view(roles=WRITE_ROLES, sectors=HEALTHTECH)
+@require_POST
+def flag_stop_sharing(request, flag_id: int):
+    """Withdraw the basis for sharing the identity: no message leaves with it from now on."""
+    flag = get_for_operator(CaseFlag, request.operator, pk=flag_id)
+    try:
+        services.stop_sharing_identity(flag=flag, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(
+            request, _("The identity is no longer shared; messages still queued leave without it.")
+        )
+    return redirect(flag)
+
+
 def dashboard_panel(request):
     """Return the dashboard card for healthtech operators: recent flags by classification."""
     operator = getattr(request, "operator", None)

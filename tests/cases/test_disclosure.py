@@ -175,8 +175,12 @@ def test_a_recorded_legal_basis_with_a_reason_shares_the_identity(
         share_reason="Sesak berat, perlu dijemput ambulans segera",
     )
     alert = Alert.objects.get()
-    assert alert.payload["identity"]["nik"] == NIK
-    assert "ambulans" not in alert.body, "the reason stays in the portal"
+    assert NIK not in alert.body, "the queued alert holds no identity; it is added when a message leaves"
+    _deliver_all(alert)
+    [email] = [m for m in mail.outbox if "kemkes" in m.to[0]]
+    [(_name, attachment, _type)] = email.attachments
+    assert json.loads(attachment)["data"]["identity"]["nik"] == NIK
+    assert "ambulans" not in email.message().as_bytes().decode("utf-8", "replace"), "the reason stays"
     assert flag.identity_basis == "legal_basis"
     assert flag.identity_basis_reason.startswith("Sesak berat")
     assert all(d.identity_included and d.basis == "legal_basis" for d in flag.disclosures.all())
