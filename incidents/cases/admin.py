@@ -76,7 +76,7 @@ class CaseFlagAdmin(admin.ModelAdmin):
     list_display = [
         "recontact_ref",
         "operator",
-        "classification",
+        "classes_met",
         "definition",
         "province",
         "status",
@@ -95,6 +95,7 @@ class CaseFlagAdmin(admin.ModelAdmin):
         "operator",
         "definition",
         "classification",
+        "classes_met",
         "evaluation",
         "symptoms",
         "onset_date",
@@ -128,6 +129,10 @@ class CaseFlagAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("classes met"), ordering="classification")
+    def classes_met(self, obj: CaseFlag) -> str:
+        return ", ".join(obj.classes_display())
 
     @admin.display(description=_("identity"))
     def identity_link(self, obj: CaseFlag) -> str:

@@ -196,7 +196,9 @@ class CaseFlag(models.Model):
     definition = models.ForeignKey(
         CaseDefinition, on_delete=models.PROTECT, related_name="flags", verbose_name=_("case definition")
     )
+    # The first class met, in the definition's order (A, B, C); `classes` holds every class met.
     classification = models.CharField(_("classification"), max_length=12, choices=Classification.choices)
+    classes = models.JSONField(_("classes met"), default=list)
     # The evaluator's reasons: {"classes": [...], "criteria": [...], "facts": [...]}.
     evaluation = models.JSONField(_("criteria matched"), default=dict)
     symptoms = models.JSONField(_("symptoms"), default=list)
@@ -276,6 +278,11 @@ class CaseFlag(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == FlagStatus.ACTIVE
+
+    def classes_display(self) -> list[str]:
+        """Return the labels of every class the flag meets (the primary classification first)."""
+        codes = self.classes or [self.classification]
+        return [str(Classification(c).label) if c in Classification.values else c for c in codes]
 
     @property
     def is_possible_duplicate(self) -> bool:

@@ -126,6 +126,8 @@ def flag_payload(flag: CaseFlag, *, event_type: str = FLAGGED, identity: dict | 
     payload.update(
         {
             "classification": flag.classification,
+            # Every class met (e.g. A and B for a hospitalised SARI patient under 2022.1).
+            "classifications": list(flag.classes or [flag.classification]),
             "case_definition": flag.definition.code,
             "symptoms": sorted(flag.symptoms),
             "onset_date": flag.onset_date.isoformat() if flag.onset_date else None,
@@ -278,6 +280,7 @@ def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=N
         operator=operator,
         definition=definition,
         classification=evaluation.classification,
+        classes=evaluation.matched_classes,
         evaluation={
             "classes": evaluation.matched_classes,
             "criteria": evaluation.matched_criteria,
@@ -367,7 +370,10 @@ def correct_flag(*, flag: CaseFlag, actor, data: dict, request=None) -> CaseFlag
         raise ValidationError(_("Nothing was changed."))
     if flag.classification != evaluation.classification:
         changes["classification"] = {"old": flag.classification, "new": evaluation.classification}
+    if list(flag.classes) != evaluation.matched_classes:
+        changes["classes"] = {"old": list(flag.classes), "new": evaluation.matched_classes}
     flag.classification = evaluation.classification
+    flag.classes = evaluation.matched_classes
     flag.evaluation = {
         "classes": evaluation.matched_classes,
         "criteria": evaluation.matched_criteria,
@@ -384,7 +390,7 @@ def correct_flag(*, flag: CaseFlag, actor, data: dict, request=None) -> CaseFlag
         request=request,
     )
     payload = flag_payload(flag, event_type=CORRECTED)
-    payload["corrected_fields"] = sorted(k for k in changes if k != "classification")
+    payload["corrected_fields"] = sorted(k for k in changes if k not in ("classification", "classes"))
     _forward(flag=flag, event_type=CORRECTED, payload=payload)
     return flag
 
