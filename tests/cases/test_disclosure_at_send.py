@@ -302,3 +302,34 @@ def test_incident_alerts_leave_as_stored(db):
     assert check_for("suspected_case.corrected") is not None
     alert = Alert(event_type="incident.submitted", body='{"data":{"schema":"incident.submitted/1"}}')
     assert body_for_send(Delivery(alert=alert)) == alert.body.encode()
+
+
+def test_alerts_queued_with_an_identity_before_the_change_lose_it(healthtech_operator, cases_seeded):
+    """The data migration 0005 rewrites the stored body of alerts not yet delivered everywhere."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from portal.alerts.services import emit_event
+
+    migration = import_module("incidents.cases.migrations.0005_purge_identity_from_queued_alerts")
+    legacy = {
+        "schema": "suspected_case.flagged/1",
+        "flag_id": "6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f",
+        "province": "ID-SN",
+        "identity": {"full_name": NAME, "nik": NIK},
+    }
+    queued = emit_event(event_type="suspected_case.flagged", operator=healthtech_operator, payload=legacy)
+    delivered = emit_event(event_type="suspected_case.flagged", operator=healthtech_operator, payload=legacy)
+    Delivery.objects.filter(alert=delivered).update(status="delivered")
+    Delivery.objects.filter(alert=queued).exclude(pk=Delivery.objects.filter(alert=queued).first().pk).update(
+        status="delivered"
+    )
+
+    migration.purge(apps, None)
+
+    queued.refresh_from_db()
+    _assert_no_identity(queued.body)
+    assert json.loads(queued.body)["data"]["flag_id"] == legacy["flag_id"]
+    delivered.refresh_from_db()
+    assert NIK in delivered.body, "a message delivered everywhere stays the record of what was sent"
