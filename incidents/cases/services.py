@@ -466,7 +466,11 @@ def identity_basis_now(flag: CaseFlag, identity: CaseIdentity | None) -> str:
 
 
 def _flag_of(data: dict) -> CaseFlag | None:
-    return CaseFlag.objects.select_related("operator").filter(uid=data.get("flag_id")).first()
+    """Return the flag a suspected-case document is about, or None (then nothing personal goes)."""
+    try:
+        return CaseFlag.objects.select_related("operator").filter(uid=data.get("flag_id")).first()
+    except (ValidationError, ValueError):  # not a flag id
+        return None
 
 
 def prepare_send(delivery, data: dict) -> Prepared:

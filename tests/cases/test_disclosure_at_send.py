@@ -303,6 +303,12 @@ def test_incident_alerts_leave_as_stored(db):
     alert = Alert(event_type="incident.submitted", body='{"data":{"schema":"incident.submitted/1"}}')
     assert body_for_send(Delivery(alert=alert)) == alert.body.encode()
 
+    # A suspected-case document about no known flag leaves without anything personal.
+    stray = {"schema": "suspected_case.flagged/1", "flag_id": "not-a-flag", "identity": {"nik": NIK}}
+    alert = Alert(event_type="suspected_case.flagged", body=json.dumps({"data": stray}))
+    sent = body_for_send(Delivery(alert=alert))
+    assert NIK not in sent.decode() and json.loads(sent)["data"]["flag_id"] == "not-a-flag"
+
 
 def test_alerts_queued_with_an_identity_before_the_change_lose_it(healthtech_operator, cases_seeded):
     """The data migration 0005 rewrites the stored body of alerts not yet delivered everywhere."""
