@@ -339,3 +339,28 @@ def test_alerts_queued_with_an_identity_before_the_change_lose_it(healthtech_ope
     assert json.loads(queued.body)["data"]["flag_id"] == legacy["flag_id"]
     delivered.refresh_from_db()
     assert NIK in delivered.body, "a message delivered everywhere stays the record of what was sent"
+
+
+def test_a_batch_to_one_endpoint_checks_each_alert_as_it_leaves(
+    client_for, ht_reporter, healthtech_operator, health_office_hook, receiver, settings
+):
+    """After a webhook goes through, the same task sends other due alerts there: each is checked."""
+    settings.ALERTS_BATCH_SIZE = 5
+    give(healthtech_operator, SUBJECT, HEALTH)
+    give(healthtech_operator, "user-2", HEALTH)
+    client = client_for(ht_reporter)
+    withdrawn = _submit(client, healthtech_operator, subject_identifier=SUBJECT)
+    consenting = _submit(
+        client, healthtech_operator, subject_identifier="user-2", nik="", consultation_ref="K-2"
+    )
+    give(healthtech_operator, SUBJECT, HEALTH, state="withdrawn")
+    [lead, batched] = Delivery.objects.filter(channel=health_office_hook).order_by("pk")
+
+    deliver(delivery_id=lead.pk)  # the first flag's alert, then the second's in the same batch
+
+    assert Delivery.objects.get(pk=batched.pk).status == "delivered"
+    by_flag = {json.loads(r.body)["data"]["flag_id"]: r for r in receiver.accepted()}
+    _assert_no_identity(by_flag[str(withdrawn.uid)].body.decode())
+    assert json.loads(by_flag[str(consenting.uid)].body)["data"]["identity"]["full_name"] == NAME
+    assert [(d.attempt, d.identity_included) for d in _sent_records(withdrawn, lead)] == [(1, False)]
+    assert [(d.attempt, d.basis) for d in _sent_records(consenting, batched)] == [(1, "consent")]
