@@ -201,10 +201,12 @@ def test_a_correction_that_changes_the_classes_is_forwarded(client_for, ht_repor
     assert client.post(_url(healthtech_operator), data).status_code == 302
     flag = CaseFlag.objects.get()
     assert flag.classes == ["suspect_a"]
+    url = reverse("cases:flag_correct", args=[healthtech_operator.slug, flag.pk])
+    form = client.get(url).content.decode()
+    assert f'data-definitions="{_who(WHO_2020).pk}" hidden' in form, "only the flag's definition's criteria"
+    assert 'src="/static/cases/criteria.js"' in form
     correction = {**_sari_post(), "onset_date": flag.onset_date.isoformat()}
-    response = client.post(
-        reverse("cases:flag_correct", args=[healthtech_operator.slug, flag.pk]), correction
-    )
+    response = client.post(url, correction)
     assert response.status_code == 302
     flag.refresh_from_db()
     assert flag.classes == ["suspect_a", "suspect_b"]
