@@ -246,6 +246,13 @@ def flag_correct(request, flag_id: int):
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+            data = form.cleaned_data
+            evaluation = services.classify(
+                definition=data["definition"], data=data, as_of=services.local_today(request.operator)
+            )
+            if not evaluation.meets_definition:
+                for line in _missing_context(evaluation):  # say what the facts lack
+                    form.add_error(None, line)
         else:
             messages.success(
                 request,

@@ -212,3 +212,19 @@ def test_a_correction_that_changes_the_classes_is_forwarded(client_for, ht_repor
     assert flag.classes == ["suspect_a", "suspect_b"]
     corrected = flag.disclosures.filter(event_type="suspected_case.corrected").first()
     assert corrected is not None and "classifications" in corrected.fields
+
+
+def test_a_correction_that_no_longer_meets_the_definition_says_what_is_missing(
+    client_for, ht_reporter, healthtech_operator
+):
+    client = client_for(ht_reporter)
+    data = {**_sari_post(), "action": "submit", "confirm_classification": "suspect_a"}
+    assert client.post(_url(healthtech_operator), data).status_code == 302
+    flag = CaseFlag.objects.get()
+    url = reverse("cases:flag_correct", args=[healthtech_operator.slug, flag.pk])
+    response = client.post(url, {**_sari_post(symptoms=[], sari=""), "onset_date": ""})
+    assert response.status_code == 400
+    errors = response.context["form"].non_field_errors()
+    assert any(e.startswith("Suspek A memerlukan: kriteria klinis") for e in errors), errors
+    flag.refresh_from_db()
+    assert flag.revision == 1 and flag.classes == ["suspect_a", "suspect_b"]
