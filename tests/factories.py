@@ -21,12 +21,13 @@ def _membership(operator, admin_user) -> int:
 def cases_make_flag(operator, actor=None, **fields):
     """Create an active suspect-A flag of `operator` directly (no alert) and return it."""
     from incidents.cases.models import CaseDefinition, CaseFlag
-    from incidents.cases.seed import seed_case_definitions
+    from incidents.cases.seed import WHO_2020, seed_case_definitions
 
     seed_case_definitions()  # transactional tests flush the data migration's rows
     values = {
-        "definition": CaseDefinition.objects.get(is_default=True),
+        "definition": CaseDefinition.objects.get(code=WHO_2020),
         "classification": "suspect_a",
+        "classes": ["suspect_a"],
         "evaluation": {"classes": ["suspect_a"], "criteria": ["clinical", "epidemiological"]},
         "symptoms": ["cough", "fever"],
         "epidemiological": ["community_transmission"],

@@ -49,7 +49,20 @@ class DisclosureInline(admin.TabularInline):
     model = Disclosure
     extra = 0
     can_delete = False
-    fields = ["created_at", "event_type", "recipient", "fields", "identity_included", "basis", "alert_id"]
+    fields = [
+        "created_at",
+        "event_type",
+        "stage",
+        "recipient",
+        "fields",
+        "identity_included",
+        "basis",
+        "alert_id",
+        "delivery_id",
+        "attempt",
+        "channel_kind",
+        "body_sha256",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -63,7 +76,7 @@ class CaseFlagAdmin(admin.ModelAdmin):
     list_display = [
         "recontact_ref",
         "operator",
-        "classification",
+        "classes_met",
         "definition",
         "province",
         "status",
@@ -82,6 +95,7 @@ class CaseFlagAdmin(admin.ModelAdmin):
         "operator",
         "definition",
         "classification",
+        "classes_met",
         "evaluation",
         "symptoms",
         "onset_date",
@@ -115,6 +129,10 @@ class CaseFlagAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("classes met"), ordering="classification")
+    def classes_met(self, obj: CaseFlag) -> str:
+        return ", ".join(obj.classes_display())
 
     @admin.display(description=_("identity"))
     def identity_link(self, obj: CaseFlag) -> str:

@@ -10,3 +10,11 @@ class CasesConfig(AppConfig):
     verbose_name = _("Suspected Covid-19 cases")
     nav_template = "cases/_nav.html"
     dashboard_panel = "incidents.cases.views.dashboard_panel"
+
+    def ready(self) -> None:
+        from portal.alerts.disclosure import register
+
+        from .services import prepare_send
+
+        # Whether an identity leaves is decided at each send and retry, not when queued.
+        register("suspected_case.*", prepare_send)

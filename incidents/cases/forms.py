@@ -47,6 +47,28 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+class CriterionCheckboxes(forms.CheckboxSelectMultiple):
+    """Checkboxes for symptom or criterion codes, each marked with the definitions that list it.
+
+    Codes the current definition does not list are rendered hidden; static/cases/criteria.js
+    shows and hides them when the reporter picks another definition.
+    """
+
+    option_template_name = "cases/widgets/criterion_option.html"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.definitions: dict[str, list[int]] = {}
+        self.current: int | None = None
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        listed = self.definitions.get(str(value), [])
+        option["definitions"] = " ".join(str(pk) for pk in listed)
+        option["hidden"] = self.current is not None and self.current not in listed and not selected
+        return option
+
+
 class FactsForm(forms.Form):
     """The clinical and epidemiological facts the evaluator classifies."""
 
@@ -54,7 +76,7 @@ class FactsForm(forms.Form):
         label=_("Case definition"), queryset=CaseDefinition.objects.none(), empty_label=None
     )
     symptoms = forms.MultipleChoiceField(
-        label=_("Symptoms"), required=False, widget=forms.CheckboxSelectMultiple, choices=()
+        label=_("Symptoms"), required=False, widget=CriterionCheckboxes, choices=()
     )
     onset_date = forms.DateField(
         label=_("Date of symptom onset"),
@@ -65,9 +87,9 @@ class FactsForm(forms.Form):
     epidemiological = forms.MultipleChoiceField(
         label=_("Epidemiological criteria"),
         required=False,
-        widget=forms.CheckboxSelectMultiple,
+        widget=CriterionCheckboxes,
         choices=(),
-        help_text=_("In the 14 days before onset. Criteria the chosen definition does not list are ignored."),
+        help_text=_("In the 14 days before onset. Only the criteria of the chosen definition are shown."),
     )
     sari = forms.BooleanField(
         label=_("Severe acute respiratory illness: fever and cough, needs hospitalisation"), required=False
@@ -89,6 +111,54 @@ class FactsForm(forms.Form):
             self.fields["definition"].initial = default.pk
         self.fields["symptoms"].choices = _criterion_choices(CriterionKind.SYMPTOM)
         self.fields["epidemiological"].choices = _criterion_choices(CriterionKind.EPIDEMIOLOGICAL)
+        # Which definitions list each code, and which definition the form shows now.
+        listed: dict[str, dict[str, list[int]]] = {"symptoms": {}, "epidemiological": {}}
+        for definition in definitions:
+            for key, codes in (
+                ("symptoms", definition.symptom_codes),
+                ("epidemiological", definition.epidemiological_codes),
+            ):
+                for code in codes:
+                    listed[key].setdefault(code, []).append(definition.pk)
+        current = self.data.get(self.add_prefix("definition")) if self.is_bound else None
+        current = current or self.initial.get("definition") or self.fields["definition"].initial
+        try:
+            current = int(getattr(current, "pk", current))
+        except (TypeError, ValueError):
+            current = None
+        for key in ("symptoms", "epidemiological"):
+            widget = self.fields[key].widget
+            widget.definitions, widget.current = listed[key], current
+
+    def clean(self):
+        data = super().clean()
+        definition = data.get("definition")
+        if definition is None:
+            return data
+        for key, listed, message in (
+            (
+                "symptoms",
+                definition.symptom_codes,
+                _(
+                    "%(definition)s does not list these symptoms: %(names)s. "
+                    "Untick them or choose another definition."
+                ),
+            ),
+            (
+                "epidemiological",
+                definition.epidemiological_codes,
+                _(
+                    "%(definition)s does not list these criteria: %(names)s. "
+                    "Untick them or choose the definition that lists them."
+                ),
+            ),
+        ):
+            foreign = [code for code in data.get(key) or () if code not in listed]
+            if foreign:
+                labels = dict(self.fields[key].choices)
+                names = ", ".join(str(labels.get(code, code)) for code in foreign)
+                self.add_error(key, message % {"definition": definition.short_name, "names": names})
+        return data
 
     def clean_onset_date(self):
         onset = self.cleaned_data.get("onset_date")

@@ -196,7 +196,9 @@ class CaseFlag(models.Model):
     definition = models.ForeignKey(
         CaseDefinition, on_delete=models.PROTECT, related_name="flags", verbose_name=_("case definition")
     )
+    # The first class met, in the definition's order (A, B, C); `classes` holds every class met.
     classification = models.CharField(_("classification"), max_length=12, choices=Classification.choices)
+    classes = models.JSONField(_("classes met"), default=list)
     # The evaluator's reasons: {"classes": [...], "criteria": [...], "facts": [...]}.
     evaluation = models.JSONField(_("criteria matched"), default=dict)
     symptoms = models.JSONField(_("symptoms"), default=list)
@@ -277,6 +279,11 @@ class CaseFlag(models.Model):
     def is_active(self) -> bool:
         return self.status == FlagStatus.ACTIVE
 
+    def classes_display(self) -> list[str]:
+        """Return the labels of every class the flag meets (the primary classification first)."""
+        codes = self.classes or [self.classification]
+        return [str(Classification(c).label) if c in Classification.values else c for c in codes]
+
     @property
     def is_possible_duplicate(self) -> bool:
         return self.duplicate_of_id is not None
@@ -344,12 +351,30 @@ class CaseIdentity(models.Model):
         return {k: v for k, v in values.items() if v}
 
 
+class DisclosureStage(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+
+
 class Disclosure(models.Model):
-    """What one alert about a flag disclosed to one recipient: the payload's field names."""
+    """What one alert about a flag disclosed to one recipient: the payload's field names.
+
+    Two kinds of rows: when the alert is queued, one per recipient authority with what
+    it is meant to carry; then, each time a delivery leaves (every send and retry), one
+    with what that attempt actually carried, decided at that moment.
+    """
 
     flag = models.ForeignKey(CaseFlag, on_delete=models.PROTECT, related_name="disclosures")
     event_type = models.CharField(_("event"), max_length=40)
+    stage = models.CharField(
+        _("stage"), max_length=10, choices=DisclosureStage.choices, default=DisclosureStage.QUEUED
+    )
     alert_id = models.BigIntegerField(_("alert"), null=True, blank=True)
+    # For sent rows: which delivery and which of its attempts carried these fields.
+    delivery_id = models.BigIntegerField(_("delivery"), null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(_("attempt"), null=True, blank=True)
+    channel_kind = models.CharField(_("channel"), max_length=10, blank=True)
+    body_sha256 = models.CharField(_("sha256 of the bytes sent"), max_length=64, blank=True)
     # A snapshot of the recipient authority (its code and name when the alert was written).
     authority_code = models.CharField(_("authority code"), max_length=60, blank=True)
     recipient = models.CharField(_("recipient"), max_length=200)

@@ -67,6 +67,8 @@ class Evaluation:
     matched_classes: list[str] = field(default_factory=list)
     matched_criteria: list[str] = field(default_factory=list)
     matched_facts: list[str] = field(default_factory=list)
+    # For each class not met, in the definition's order: what it still needs (see `missing`).
+    unmet: list[tuple[str, list]] = field(default_factory=list)
 
     @property
     def meets_definition(self) -> bool:
@@ -119,18 +121,45 @@ class _Evaluator:
             return 0 <= (as_of - onset).days <= node["onset_within_days"]
         raise ValueError("unknown rule node")  # validate_rule() refuses these first
 
+    def missing(self, node) -> list:
+        """Return what `node` still needs to hold, as requirements; [] when it holds.
+
+        A requirement is a fact code, or {"criterion": name}, {"not": node},
+        {"at_least": n, "of": codes}, {"onset_within_days": n}, or {"any": [[...], ...]}
+        (one of the alternatives, each a list of requirements).
+        """
+        if self.node(node):
+            return []
+        if isinstance(node, str):
+            return [node]
+        if "all" in node:
+            return [need for child in node["all"] for need in self.missing(child)]
+        if "any" in node:
+            alternatives = [self.missing(child) for child in node["any"]]
+            return alternatives[0] if len(alternatives) == 1 else [{"any": alternatives}]
+        if "at_least" in node:
+            return [{"at_least": node["at_least"], "of": self._codes(node["of"])}]
+        return [dict(node)]  # criterion, not, onset_within_days: named as they are
+
 
 def evaluate(rule: dict, facts: Facts) -> Evaluation:
-    """Return the classification of `facts` under `rule` and the criteria that matched."""
+    """Return the classification of `facts` under `rule`, the criteria that matched, and what is missing."""
     evaluator = _Evaluator(rule, facts)
     for name in rule.get("criteria", {}):
         evaluator.criterion(name)
     matched_classes = [c["code"] for c in rule.get("classes", []) if evaluator.node(c["when"])]
+    explainer = _Evaluator(rule, facts)  # its own instance: explaining must not add matched facts
+    unmet = [
+        (c["code"], explainer.missing(c["when"]))
+        for c in rule.get("classes", [])
+        if c["code"] not in matched_classes
+    ]
     return Evaluation(
         classification=matched_classes[0] if matched_classes else NONE,
         matched_classes=matched_classes,
         matched_criteria=sorted(name for name, held in evaluator.criteria.items() if held),
         matched_facts=sorted(evaluator.used_facts) if matched_classes else [],
+        unmet=unmet,
     )
 
 

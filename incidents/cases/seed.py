@@ -96,28 +96,52 @@ WHO_2020 = "WHO/2019-nCoV/Surveillance_Case_Definition/2020.2"
 WHO_2022 = "WHO/2019-nCoV/Surveillance_Case_Definition/2022.1"
 
 DEFINITIONS = [
+    # WHO/2019-nCoV/Surveillance_Case_Definition/2020.2, "WHO COVID-19 Case definition",
+    # 16 December 2020. Suspected case A: clinical AND epidemiological criteria; the
+    # epidemiological criteria (14 days before onset) are a high-transmission-risk setting,
+    # an area with community transmission, a health-care setting. Kept for the flags
+    # classified with it; no longer the default.
     {
         "code": WHO_2020,
         "short_name": "WHO 2020.2",
         "issuer": "World Health Organization",
         "published_on": date(2020, 12, 16),
         "source_url": "https://www.who.int/publications/i/item/WHO-2019-nCoV-Surveillance_Case_Definition-2020.2",
-        "is_default": True,
+        "is_default": False,
         "rule": _rule(
             epidemiological=["high_risk_setting", "community_transmission", "health_care_setting"],
             suspect_a="all",
         ),
     },
+    # WHO/2019-nCoV/Surveillance_Case_Definition/2022.1, "Public health surveillance for
+    # COVID-19: interim guidance", 22 July 2022: the current definition and the default
+    # for new flags. Suspected case A: clinical OR epidemiological criteria; the
+    # epidemiological criteria (14 days before onset) are contact of a probable or
+    # confirmed case, or a link to a COVID-19 cluster. Suspect B (SARI) and C (no
+    # symptoms, positive Ag-RDT) as in 2020.2; a person may meet A and B at once.
     {
         "code": WHO_2022,
         "short_name": "WHO 2022.1",
         "issuer": "World Health Organization",
         "published_on": date(2022, 7, 22),
         "source_url": "https://www.who.int/publications/i/item/WHO-2019-nCoV-Surveillance_Case_Definition-2022.1",
-        "is_default": False,
+        "is_default": True,
         "rule": _rule(epidemiological=["contact_of_case", "cluster_linked"], suspect_a="any"),
     },
 ]
+
+
+def make_current_default(apps=None) -> None:
+    """Make WHO 2022.1 the default where WHO 2020.2 still is (a supervisor's own default is kept)."""
+    if apps is None:
+        from django.apps import apps
+    CaseDefinition = apps.get_model("cases", "CaseDefinition")
+    if not CaseDefinition.objects.filter(code=WHO_2020, is_default=True).exists():
+        return
+    if not CaseDefinition.objects.filter(code=WHO_2022, is_active=True).exists():
+        return
+    CaseDefinition.objects.filter(code=WHO_2020).update(is_default=False)
+    CaseDefinition.objects.filter(code=WHO_2022).update(is_default=True)
 
 
 def seed_case_definitions(apps=None) -> None:

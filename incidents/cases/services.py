@@ -1,9 +1,13 @@
 """Multi-step writes for suspected-case flags: flag, correct, withdraw, forward, purge.
 
-Forwarding follows minimal disclosure: the alert carries codes, not people. Identity
-is added only with the data subject's current consent (consent ledger) or an explicit
-legal basis the operator recorded for this flag, and every alert leaves a Disclosure
-row per recipient listing exactly the fields it carried.
+Forwarding follows minimal disclosure: the alert carries codes, not people. The
+queued alert never holds an identity. Each time a delivery leaves (every send and
+retry) `data_for_send` adds the identity from the vault only if the basis holds at
+that moment: the data subject's current consent in the consent ledger, or the
+explicit legal basis the operator recorded for this flag (UU 27/2022 Pasal 20(2)).
+A withdrawal of consent, of the flag or of the recorded basis therefore stops the
+identity leaving at once, retries included. Each queued alert leaves a Disclosure row
+per recipient (what it is meant to carry) and each attempt one more (what it carried).
 """
 
 import hashlib
@@ -18,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from portal.alerts.disclosure import Prepared
 from portal.alerts.services import emit_event
 from portal.audit.services import record
 from portal.crypto import Kind, blind_index
@@ -30,6 +35,7 @@ from .models import (
     CaseIdentity,
     Classification,
     Disclosure,
+    DisclosureStage,
     FlagStatus,
     IdentityBasis,
 )
@@ -120,6 +126,8 @@ def flag_payload(flag: CaseFlag, *, event_type: str = FLAGGED, identity: dict | 
     payload.update(
         {
             "classification": flag.classification,
+            # Every class met (e.g. A and B for a hospitalised SARI patient under 2022.1).
+            "classifications": list(flag.classes or [flag.classification]),
             "case_definition": flag.definition.code,
             "symptoms": sorted(flag.symptoms),
             "onset_date": flag.onset_date.isoformat() if flag.onset_date else None,
@@ -148,13 +156,19 @@ def payload_fields(payload: dict, prefix: str = "") -> list[str]:
     return sorted(names)
 
 
-def _forward(*, flag: CaseFlag, event_type: str, payload: dict, basis: str = "") -> None:
-    """Emit the alert (outbox) and record, per recipient authority, what it disclosed."""
+def _forward(
+    *, flag: CaseFlag, event_type: str, payload: dict, basis: str = "", identity_fields: list[str] = ()
+) -> None:
+    """Emit the alert (outbox, without identity) and record, per recipient authority, what it is to carry.
+
+    `identity_fields` are the identity fields the alert is meant to carry if the basis
+    still holds when it leaves (they are added then, from the vault).
+    """
     alert = emit_event(
         event_type=event_type, operator=flag.operator, payload=payload, province=flag.province, subject=flag
     )
-    fields = payload_fields(payload)
-    identity_included = "identity" in payload
+    fields = sorted([*payload_fields(payload), *(f"identity.{name}" for name in identity_fields)])
+    identity_included = bool(identity_fields)
     recipients: dict[str, str] = {}
     for delivery in alert.deliveries.select_related("authority").order_by("pk"):
         recipients.setdefault(delivery.authority.code, delivery.authority.name)
@@ -252,16 +266,21 @@ def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=N
     )
 
     share_basis = ""
+    legal_basis_reason = ""
     if not identity.is_empty:
+        if data.get("share_identity"):
+            # Kept even when consent exists too: the recorded basis outlives a withdrawal of consent.
+            legal_basis_reason = data.get("share_reason", "")
         if _has_consent(operator=operator, subject_identifier=identity.subject_identifier):
             share_basis = IdentityBasis.CONSENT
-        elif data.get("share_identity"):
+        elif legal_basis_reason:
             share_basis = IdentityBasis.LEGAL_BASIS
 
     flag = CaseFlag.objects.create(
         operator=operator,
         definition=definition,
         classification=evaluation.classification,
+        classes=evaluation.matched_classes,
         evaluation={
             "classes": evaluation.matched_classes,
             "criteria": evaluation.matched_criteria,
@@ -281,9 +300,7 @@ def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=N
         consultation_ref_index=consref_index,
         legal_basis=data["legal_basis"],
         identity_basis=share_basis,
-        identity_basis_reason=data.get("share_reason", "")
-        if share_basis == IdentityBasis.LEGAL_BASIS
-        else "",
+        identity_basis_reason=legal_basis_reason if share_basis else "",
         note=data.get("note", ""),
         duplicate_of=duplicate_of,
         created_by=actor,
@@ -314,8 +331,10 @@ def flag_case(*, operator, actor, data: dict, identity: IdentityInput, request=N
         },
         request=request,
     )
-    shared = vault.shareable() if (vault is not None and share_basis) else None
-    _forward(flag=flag, event_type=FLAGGED, payload=flag_payload(flag, identity=shared), basis=share_basis)
+    shared = sorted(vault.shareable()) if (vault is not None and share_basis) else []
+    _forward(
+        flag=flag, event_type=FLAGGED, payload=flag_payload(flag), basis=share_basis, identity_fields=shared
+    )
     logger.info("Suspected case flag %s recorded for operator %s", flag.pk, operator.pk)
     return flag
 
@@ -351,7 +370,10 @@ def correct_flag(*, flag: CaseFlag, actor, data: dict, request=None) -> CaseFlag
         raise ValidationError(_("Nothing was changed."))
     if flag.classification != evaluation.classification:
         changes["classification"] = {"old": flag.classification, "new": evaluation.classification}
+    if list(flag.classes) != evaluation.matched_classes:
+        changes["classes"] = {"old": list(flag.classes), "new": evaluation.matched_classes}
     flag.classification = evaluation.classification
+    flag.classes = evaluation.matched_classes
     flag.evaluation = {
         "classes": evaluation.matched_classes,
         "criteria": evaluation.matched_criteria,
@@ -368,7 +390,7 @@ def correct_flag(*, flag: CaseFlag, actor, data: dict, request=None) -> CaseFlag
         request=request,
     )
     payload = flag_payload(flag, event_type=CORRECTED)
-    payload["corrected_fields"] = sorted(k for k in changes if k != "classification")
+    payload["corrected_fields"] = sorted(k for k in changes if k not in ("classification", "classes"))
     _forward(flag=flag, event_type=CORRECTED, payload=payload)
     return flag
 
@@ -395,6 +417,110 @@ def withdraw_flag(*, flag: CaseFlag, actor, reason: str, request=None) -> CaseFl
     payload["reason"] = reason
     _forward(flag=flag, event_type=WITHDRAWN, payload=payload)
     return flag
+
+
+@transaction.atomic
+def stop_sharing_identity(*, flag: CaseFlag, actor, request=None) -> CaseFlag:
+    """Withdraw the basis for sharing the flag's identity; no message leaves with it from now on.
+
+    Queued alerts hold no identity (it is added when a message leaves, only while the
+    basis holds), so clearing the basis also covers every retry still to come.
+    """
+    flag = CaseFlag.objects.select_for_update().select_related("operator").get(pk=flag.pk)
+    if not flag.identity_basis:
+        raise ValidationError(_("The identity of this flag is not being shared."))
+    old = flag.identity_basis
+    flag.identity_basis = IdentityBasis.NONE
+    flag.identity_basis_reason = ""
+    flag.save(update_fields=["identity_basis", "identity_basis_reason", "updated_at"])
+    record(
+        action="case_flag.stop_sharing_identity",
+        actor=actor,
+        operator=flag.operator,
+        target=flag,
+        changes={"identity_basis": {"old": old, "new": ""}},
+        request=request,
+    )
+    return flag
+
+
+# --- Send-time disclosure (registered with portal.alerts.disclosure) -----------------
+
+
+def identity_basis_now(flag: CaseFlag, identity: CaseIdentity | None) -> str:
+    """Return the basis on which the flag's identity may leave at this moment, or "".
+
+    The flag must be active and its basis not withdrawn; then the data subject's
+    current consent in the ledger, or else the explicit legal basis the operator
+    recorded (with its reason) for this flag. Consent is read now, not remembered.
+    """
+    if not flag.is_active or not flag.identity_basis or identity is None:
+        return ""
+    if identity.purged_at is not None or identity.is_empty:
+        return ""
+    if _has_consent(operator=flag.operator, subject_identifier=identity.subject_identifier):
+        return IdentityBasis.CONSENT
+    if flag.identity_basis_reason:
+        return IdentityBasis.LEGAL_BASIS
+    return ""
+
+
+def _flag_of(data: dict) -> CaseFlag | None:
+    """Return the flag a suspected-case document is about, or None (then nothing personal goes)."""
+    try:
+        return CaseFlag.objects.select_related("operator").filter(uid=data.get("flag_id")).first()
+    except (ValidationError, ValueError):  # not a flag id
+        return None
+
+
+def prepare_send(delivery, data: dict) -> Prepared:
+    """Decide what this delivery of a suspected-case alert may carry now, and how to record it.
+
+    The identity goes only with a flagged alert and only while its basis holds (see
+    `identity_basis_now`). Whatever identity a stored document holds is dropped first
+    (alerts queued before the check moved to send time held one).
+    """
+    data = {key: value for key, value in data.items() if key != "identity"}
+    flag = _flag_of(data)
+    if flag is None:
+        return Prepared(data)
+    basis = ""
+    if str(data.get("schema", "")).startswith(f"{FLAGGED}/"):
+        identity = CaseIdentity.objects.filter(flag=flag).first()
+        basis = identity_basis_now(flag, identity)
+        shared = identity.shareable() if basis else {}
+        if shared:
+            data["identity"] = shared
+        else:
+            basis = ""
+
+    def record_sent(body: bytes) -> None:
+        _record_sent(flag=flag, delivery=delivery, data=data, basis=basis, body=body)
+
+    return Prepared(data, record_sent)
+
+
+def _record_sent(*, flag: CaseFlag, delivery, data: dict, basis: str, body: bytes) -> None:
+    """Record what this attempt of `delivery` carries, to whom, on which basis."""
+    from portal.alerts.models import Authority
+
+    authority = Authority.objects.filter(pk=delivery.authority_id).values_list("code", "name").first()
+    code, name = authority or ("", "")
+    Disclosure.objects.create(
+        flag=flag,
+        event_type=str(data.get("schema", "")).rsplit("/", 1)[0],
+        stage=DisclosureStage.SENT,
+        alert_id=delivery.alert_id,
+        delivery_id=delivery.pk,
+        attempt=delivery.attempt_count,
+        channel_kind=delivery.kind,
+        authority_code=code,
+        recipient=name,
+        fields=payload_fields(data),
+        identity_included="identity" in data,
+        basis=basis,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+    )
 
 
 # --- Identity vault ---------------------------------------------------------------

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:flag_id>/", views.flag_detail, name="flag_detail"),
     path("<int:flag_id>/correct/", views.flag_correct, name="flag_correct"),
     path("<int:flag_id>/withdraw/", views.flag_withdraw, name="flag_withdraw"),
+    path("<int:flag_id>/stop-sharing/", views.flag_stop_sharing, name="flag_stop_sharing"),
 ]

@@ -31,6 +31,19 @@ CRITERION_LABELS = {
 }
 
 
+# The same criteria, spelt out where a reporter reads what is still missing.
+REQUIREMENT_LABELS = {
+    "clinical": gettext_lazy(
+        "clinical criteria (acute onset of fever and cough, or of three or more of the listed symptoms)"
+    ),
+    "epidemiological": gettext_lazy("an epidemiological criterion of this definition"),
+    "sari": gettext_lazy(
+        "severe acute respiratory illness (fever and cough, onset within 10 days, needs hospitalisation)"
+    ),
+    "asymptomatic": gettext_lazy("no symptoms"),
+}
+
+
 def _criteria_labels(names) -> list[str]:
     return [str(CRITERION_LABELS.get(n, n)) for n in names]
 
@@ -41,13 +54,49 @@ def _fact_labels(codes) -> list[str]:
     return [str(labels.get(c) or extra.get(c, c)) for c in codes]
 
 
+def _requirement_text(need) -> str:
+    """Return one missing requirement (see rules._Evaluator.missing) in the reporter's words."""
+    if isinstance(need, str):
+        return _fact_labels([need])[0]
+    if "criterion" in need:
+        name = need["criterion"]
+        return str(REQUIREMENT_LABELS.get(name) or CRITERION_LABELS.get(name, name))
+    if "not" in need:
+        return _("without %(condition)s") % {"condition": _requirement_text(need["not"])}
+    if "any" in need:
+        either, both = f" {_('or')} ", f" {_('and')} "
+        return either.join(both.join(_requirement_text(n) for n in alt) for alt in need["any"])
+    if "at_least" in need:
+        return _("at least %(n)s of: %(codes)s") % {
+            "n": need["at_least"],
+            "codes": ", ".join(_fact_labels(need["of"])),
+        }
+    if "onset_within_days" in need:
+        return _("symptom onset within %(n)s days") % {"n": need["onset_within_days"]}
+    return _("a further condition of the definition")
+
+
+def _missing_context(evaluation) -> list[str]:
+    """Return, per class the facts do not meet, what it still needs."""
+    return [
+        _("%(class)s needs: %(requirements)s")
+        % {
+            "class": Classification(code).label if code in Classification.values else code,
+            "requirements": "; ".join(_requirement_text(need) for need in needs),
+        }
+        for code, needs in evaluation.unmet
+    ]
+
+
 def _evaluation_context(evaluation) -> dict:
     return {
         "classification": evaluation.classification,
         "label": str(Classification(evaluation.classification).label),
+        "classes": [str(Classification(c).label) for c in evaluation.matched_classes],
         "meets_definition": evaluation.meets_definition,
         "criteria": _criteria_labels(evaluation.matched_criteria),
         "facts": _fact_labels(evaluation.matched_facts),
+        "missing": [] if evaluation.meets_definition else _missing_context(evaluation),
     }
 
 
@@ -197,6 +246,13 @@ def flag_correct(request, flag_id: int):
             )
         except ValidationError as exc:
             form.add_error(None, exc)
+            data = form.cleaned_data
+            evaluation = services.classify(
+                definition=data["definition"], data=data, as_of=services.local_today(request.operator)
+            )
+            if not evaluation.meets_definition:
+                for line in _missing_context(evaluation):  # say what the facts lack
+                    form.add_error(None, line)
         else:
             messages.success(
                 request,
@@ -224,6 +280,22 @@ def flag_withdraw(request, flag_id: int):
         messages.error(request, exc.messages[0])
     else:
         messages.success(request, _("The flag was withdrawn; the recipients were told."))
+    return redirect(flag)
+
+
+@operator_view(roles=WRITE_ROLES, sectors=HEALTHTECH)
+@require_POST
+def flag_stop_sharing(request, flag_id: int):
+    """Withdraw the basis for sharing the identity: no message leaves with it from now on."""
+    flag = get_for_operator(CaseFlag, request.operator, pk=flag_id)
+    try:
+        services.stop_sharing_identity(flag=flag, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
+    else:
+        messages.success(
+            request, _("The identity is no longer shared; messages still queued leave without it.")
+        )
     return redirect(flag)
 
 

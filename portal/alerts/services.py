@@ -38,6 +38,7 @@ from django.utils import timezone
 from portal.audit.services import record
 
 from . import outbox, store
+from .disclosure import body_for_send
 from .models import (
     EVENT_TYPES,
     Alert,
@@ -212,6 +213,8 @@ def _send(delivery: Delivery, transport=None) -> tuple:
     if not delivery.channel.enabled:
         error = TransportError("channel disabled", permanent=True)
     else:
+        # Send-time disclosure: the basis for personal data is checked again, now.
+        body_for_send(delivery)
         try:
             result = (transport or transport_for(delivery.channel)).send(delivery)
         except TransportError as exc:

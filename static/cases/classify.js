@@ -11,6 +11,20 @@
     var panel = document.getElementById("classification");
     var label = panel.querySelector("[data-classification-label]");
     var criteria = panel.querySelector("[data-classification-criteria]");
+    var classes = panel.querySelector("[data-classification-classes]");
+    var missing = panel.querySelector("[data-classification-missing]");
+    var missingList = missing.querySelector("ul");
+
+    function showMissing(lines) {
+      while (missingList.firstChild) { missingList.removeChild(missingList.firstChild); }
+      (lines || []).forEach(function (line) {
+        var item = document.createElement("li");
+        item.setAttribute("data-missing", "");
+        item.textContent = line;
+        missingList.appendChild(item);
+      });
+      missing.hidden = !(lines && lines.length);
+    }
     var confirmField = form.querySelector("input[name=confirm_classification]");
     var submit = form.querySelector("[data-submit-button]");
     var timer = null;
@@ -33,6 +47,8 @@
           if (!ok) {
             panel.dataset.classification = "";
             submit.hidden = true;
+            classes.hidden = true;
+            showMissing([]);
             var messages = [];
             Object.keys(data.errors || {}).forEach(function (k) { messages = messages.concat(data.errors[k]); });
             criteria.textContent = messages.join(" ");
@@ -43,6 +59,9 @@
           criteria.textContent = data.meets_definition
             ? panel.dataset.metText + " " + data.criteria.join(", ") + (data.facts.length ? " (" + data.facts.join(", ") + ")" : "")
             : panel.dataset.unmetText;
+          classes.textContent = panel.dataset.classesText + " " + data.classes.join(", ");
+          classes.hidden = !data.meets_definition;
+          showMissing(data.missing);
           confirmField.value = data.classification;
           submit.hidden = !data.meets_definition;
         })

@@ -58,11 +58,22 @@ def test_the_demo_reporter_flags_a_suspect_a_case_and_the_health_office_gets_it(
     page.click("main a[href$='/cases/new/']")
 
     panel = page.locator("#classification")
+    # WHO 2022.1 is the default: only its epidemiological criteria are shown.
+    assert page.locator("input[name=epidemiological][value=contact_of_case]").is_visible()
+    assert page.locator("input[name=epidemiological][value=community_transmission]").is_hidden()
+    page.check("input[name=epidemiological][value=contact_of_case]")
+    page.select_option("#id_definition", label="WHO 2020.2")
+    # Choosing WHO 2020.2 shows its criteria, hides (and unticks) the 2022.1 ones.
+    assert page.locator("input[name=epidemiological][value=community_transmission]").is_visible()
+    assert page.locator("input[name=epidemiological][value=contact_of_case]").is_hidden()
+    assert not page.locator("input[name=epidemiological][value=contact_of_case]").is_checked()
     page.check("input[name=symptoms][value=fever]")
     page.check("input[name=symptoms][value=cough]")
-    # Clinical criteria alone are not suspect A under WHO 2020.2: the live result says so.
+    # Clinical criteria alone are not suspect A under WHO 2020.2: the live result says so, and what lacks.
     page.wait_for_selector("#classification[data-classification=none]")
     assert page.locator("[data-submit-button]").is_hidden()
+    page.wait_for_selector("[data-missing]")
+    assert page.locator("[data-missing]").count() == 3, "suspect A, B and C each say what they lack"
     page.check("input[name=epidemiological][value=community_transmission]")
     page.wait_for_selector("#classification[data-classification=suspect_a]")
     assert re.search(r"suspe(ct|k) A", panel.inner_text(), re.IGNORECASE)
@@ -85,7 +96,9 @@ def test_the_demo_reporter_flags_a_suspect_a_case_and_the_health_office_gets_it(
 
     assert re.search(r"/o/sehat-contoh/cases/\d+/$", page.url), page.url
     assert page.locator("[data-classification=suspect_a]").count() >= 1
-    assert page.locator("tr[data-disclosure]").count() == 2
+    # What the alert was to carry when queued, one row per authority, then one row per attempt.
+    assert page.locator("td[data-stage=queued]").count() == 2
+    assert page.locator("td[data-stage=sent]").count() >= 1
     assert not [e for e in page.console_errors if "Content Security Policy" in e]
 
     # The delivery task ran when the flag's transaction committed (eager Celery in the live server).

@@ -43,9 +43,10 @@ def ecommerce_admin(db):
 def flag_post(**overrides) -> dict:
     """Form data for a suspect-A flag under WHO 2020.2 (fever + cough + community transmission)."""
     from incidents.cases.models import CaseDefinition
+    from incidents.cases.seed import WHO_2020
 
     data = {
-        "definition": CaseDefinition.objects.get(is_default=True).pk,
+        "definition": CaseDefinition.objects.get(code=WHO_2020).pk,
         "symptoms": ["fever", "cough"],
         "onset_date": (
             timezone.now().astimezone(ZoneInfo("Asia/Jakarta")).date() - timedelta(days=2)

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.cases.models import CaseDefinition, CaseIdentity
-from incidents.cases.seed import WHO_2020
+from incidents.cases.seed import WHO_2020, WHO_2022
 from portal.audit.models import AuditEvent
 from tests.cases.conftest import NAME, NIK, NOTE, PHONE, flag_post
 from tests.conftest import make_operator
@@ -80,7 +80,7 @@ def test_a_supervisor_adds_a_definition_without_code(staff_client, supervisor, c
     response = staff_client(supervisor).post(reverse("admin:cases_casedefinition_add"), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     added = CaseDefinition.objects.get(code="KEMENKES/HK.01.07/2022")
-    assert added.is_default and not CaseDefinition.objects.get(code=WHO_2020).is_default
+    assert added.is_default and not CaseDefinition.objects.get(code=WHO_2022).is_default
     assert AuditEvent.objects.filter(action="case_definition.add").exists()
 
 

@@ -84,6 +84,7 @@ def test_without_consent_the_bytes_sent_carry_no_identity(
         "flag_id": str(flag.uid),
         "revision": 1,
         "classification": "suspect_a",
+        "classifications": ["suspect_a"],
         "case_definition": "WHO/2019-nCoV/Surveillance_Case_Definition/2020.2",
         "symptoms": ["cough", "fever"],
         "onset_date": flag.onset_date.isoformat(),
@@ -113,6 +114,7 @@ def test_without_consent_the_bytes_sent_carry_no_identity(
                 "flag_id",
                 "revision",
                 "classification",
+                "classifications",
                 "case_definition",
                 "symptoms",
                 "onset_date",
@@ -175,8 +177,12 @@ def test_a_recorded_legal_basis_with_a_reason_shares_the_identity(
         share_reason="Sesak berat, perlu dijemput ambulans segera",
     )
     alert = Alert.objects.get()
-    assert alert.payload["identity"]["nik"] == NIK
-    assert "ambulans" not in alert.body, "the reason stays in the portal"
+    assert NIK not in alert.body, "the queued alert holds no identity; it is added when a message leaves"
+    _deliver_all(alert)
+    [email] = [m for m in mail.outbox if "kemkes" in m.to[0]]
+    [(_name, attachment, _type)] = email.attachments
+    assert json.loads(attachment)["data"]["identity"]["nik"] == NIK
+    assert "ambulans" not in email.message().as_bytes().decode("utf-8", "replace"), "the reason stays"
     assert flag.identity_basis == "legal_basis"
     assert flag.identity_basis_reason.startswith("Sesak berat")
     assert all(d.identity_included and d.basis == "legal_basis" for d in flag.disclosures.all())

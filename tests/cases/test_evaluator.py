@@ -218,9 +218,10 @@ def test_it_never_claims_probable_or_confirmed(definitions):
         assert codes == {A, B, C}
 
 
-def test_the_seeded_definitions_are_the_who_versions_with_2020_as_default(definitions):
+def test_the_seeded_definitions_are_the_who_versions_with_2022_as_default(definitions):
     who_2020, who_2022 = definitions
-    assert who_2020.is_default and not who_2022.is_default
+    assert who_2022.is_default and not who_2020.is_default
+    assert who_2020.is_active, "2020.2 stays for the flags classified with it"
     assert who_2020.published_on == date(2020, 12, 16)
     assert who_2022.published_on == date(2022, 7, 22)
     assert len(who_2020.symptom_codes) == 11 == len(who_2022.symptom_codes)
@@ -285,3 +286,31 @@ def test_a_criterion_may_use_another_in_any_key_order():
         "classes": [{"code": "suspect_a", "when": {"criterion": "b"}}],
     }
     assert evaluate(rule, Facts(symptoms=frozenset({"fever"}))).classification == A
+
+
+@pytest.mark.parametrize(
+    ("case", "symptoms", "epi", "sari", "antigen", "who2020", "who2022"),
+    [
+        ("SARI with fever and cough", {"fever", "cough"}, set(), True, False, [B], [A, B]),
+        ("SARI and a 2020 link", {"fever", "cough"}, {"community_transmission"}, True, False, [A, B], [A, B]),
+        ("SARI and a contact", {"fever", "cough"}, {"contact_of_case"}, True, False, [B], [A, B]),
+        ("contact, no symptoms, positive antigen", set(), {"contact_of_case"}, False, True, [C], [A]),
+        ("no symptoms, positive antigen", set(), set(), False, True, [C], [C]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_it_returns_every_class_met_in_the_definitions_order(
+    definitions, case, symptoms, epi, sari, antigen, who2020, who2022
+):
+    facts = Facts(
+        symptoms=frozenset(symptoms),
+        epidemiological=frozenset(epi),
+        sari=sari,
+        antigen_positive=antigen,
+        onset_date=RECENT if symptoms else None,
+        as_of=TODAY,
+    )
+    who_2020, who_2022 = definitions
+    assert who_2020.evaluate(facts).matched_classes == who2020, f"WHO 2020.2: {case}"
+    assert who_2022.evaluate(facts).matched_classes == who2022, f"WHO 2022.1: {case}"
+    assert who_2022.evaluate(facts).classification == who2022[0]

@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from incidents.cases.models import CaseFlag, CaseIdentity, Disclosure
+from incidents.cases.models import CaseDefinition, CaseFlag, CaseIdentity, Disclosure
+from incidents.cases.seed import WHO_2022
 from portal.alerts.models import Alert
 from tests.cases.conftest import flag_post
 
@@ -18,7 +19,8 @@ def test_it_shows_the_form_with_the_default_definition(client_for, ht_reporter, 
     response = client_for(ht_reporter).get(_url(healthtech_operator))
     assert response.status_code == 200
     body = response.content.decode()
-    assert "WHO 2020.2" in body
+    assert response.context["form"]["definition"].value() == CaseDefinition.objects.get(code=WHO_2022).pk
+    assert "WHO 2022.1" in body and "WHO 2020.2" in body, "2020.2 stays offered for history"
     assert 'src="/static/cases/classify.js"' in body and "nonce=" in body
     assert "<script>" not in body and 'style="' not in body
 

@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core import mail
 from django.urls import reverse
 from jsonschema import Draft202012Validator, FormatChecker
 
 from incidents.cases import services
 from incidents.cases.models import CaseFlag
 from portal.alerts.models import Alert
+from portal.alerts.services import deliver
 from tests.cases.conftest import flag_post
 from tests.consent.helpers import give
 
@@ -18,9 +20,13 @@ pytestmark = pytest.mark.django_db
 SCHEMAS = Path(settings.BASE_DIR) / "docs" / "schemas"
 
 
+def _validate_envelope(event_type: str, envelope: dict) -> None:
+    schema = json.loads((SCHEMAS / f"{event_type}.schema.json").read_text())
+    Draft202012Validator(schema, format_checker=FormatChecker()).validate(envelope)
+
+
 def _validate(alert: Alert) -> None:
-    schema = json.loads((SCHEMAS / f"{alert.event_type}.schema.json").read_text())
-    Draft202012Validator(schema, format_checker=FormatChecker()).validate(json.loads(alert.body))
+    _validate_envelope(alert.event_type, json.loads(alert.body))
 
 
 def test_flagged_corrected_and_withdrawn_alerts_match_their_schemas(
@@ -30,7 +36,13 @@ def test_flagged_corrected_and_withdrawn_alerts_match_their_schemas(
     data = {**flag_post(), "action": "submit", "confirm_classification": "suspect_a"}
     client_for(ht_reporter).post(reverse("cases:flag_create", args=[healthtech_operator.slug]), data)
     flag = CaseFlag.objects.get()
-    assert "identity" in Alert.objects.get().payload
+    flagged = Alert.objects.get()
+    for delivery in flagged.deliveries.all():
+        deliver(delivery_id=delivery.pk)
+    [email] = [m for m in mail.outbox if "kemkes" in m.to[0]]
+    sent = json.loads(email.attachments[0][1])
+    assert "identity" in sent["data"], "the identity variant as it leaves"
+    _validate_envelope("suspected_case.flagged", sent)
     form_data = {
         **flag_post(),
         "definition": flag.definition,

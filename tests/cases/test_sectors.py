@@ -30,7 +30,7 @@ def test_every_flag_url_is_a_404_for_other_sectors(sector, client_for, cases_see
     flag = cases_make_flag(operator, admin)
     client = client_for(admin)
     routes = _case_routes()
-    assert len(routes) == 6
+    assert len(routes) == 7
     for name in routes:
         kwargs = {"operator_slug": operator.slug}
         if name not in ("flag_list", "flag_create", "classify"):
