@@ -544,8 +544,10 @@ class IncidentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         rows = services.deadline_compliance()
         sectors = dict(Sector.choices)
+        rules = {rule.code: rule for rule in DeadlineRule.objects.all()}
         for row in rows:
             row["sector"] = sectors.get(row["incident__operator__sector"], row["incident__operator__sector"])
+            row["rule"] = rules.get(row["rule__code"])
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Reported within deadline, per sector and month"),
@@ -691,6 +693,7 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
         "period_hours",
         "remind_before_hours",
         "met_by",
+        "legal_source",
         "is_active",
     ]
     list_filter = ["is_active", "applies_when"]

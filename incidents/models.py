@@ -483,6 +483,9 @@ class AppliesWhen(models.TextChoices):
 
 
 class Anchor(models.TextChoices):
+    """The moment a deadline is counted from: each rule names the one its legal source uses."""
+
+    DETECTED_AT = "detected_at", _("When the incident was detected")
     AWARE_AT = "aware_at", _("When the operator became aware")
     INITIAL_REPORT = "initial_report", _("When the initial report was submitted")
 
@@ -501,6 +504,9 @@ SEEDED_RULE_NAMES = frozenset(
         gettext_noop("Final report"),
     }
 )
+# Legal sources seeded by incidents/seed.py that read differently in each language
+# (statute citations are Indonesian names and stay as written).
+SEEDED_LEGAL_SOURCES = frozenset({gettext_noop("BSSN internal service level (not a statutory deadline)")})
 
 
 class DeadlineRule(models.Model):
@@ -517,7 +523,11 @@ class DeadlineRule(models.Model):
         default=6,
         help_text=_("A reminder goes out this long before the due time."),
     )
-    source = models.CharField(_("legal source"), max_length=200, blank=True)
+    legal_source = models.TextField(
+        _("legal source"),
+        blank=True,
+        help_text=_("The regulation and article the deadline comes from, shown beside every deadline."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -532,6 +542,11 @@ class DeadlineRule(models.Model):
     def name_display(self) -> str:
         """Return the name in the reader's language when it is one of the seeded rules' names."""
         return gettext(self.name) if self.name in SEEDED_RULE_NAMES else self.name
+
+    @property
+    def legal_source_display(self) -> str:
+        """Return the legal source in the reader's language when it is one the seed wrote."""
+        return gettext(self.legal_source) if self.legal_source in SEEDED_LEGAL_SOURCES else self.legal_source
 
     @property
     def period(self) -> timedelta:
@@ -603,6 +618,11 @@ class Obligation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.met_at is None and self.waived_at is None
+
+    @property
+    def legal_source(self) -> str:
+        """Return the rule's legal source as the reader should see it beside the due time."""
+        return self.rule.legal_source_display
 
     def state(self, now=None) -> str:
         """Return one of met_on_time, met_late, waived, overdue, pending."""

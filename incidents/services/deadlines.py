@@ -24,8 +24,18 @@ def _rule_applies(rule: DeadlineRule, incident: Incident) -> bool:
     return True
 
 
+ANCHOR_FIELDS = {
+    # Peraturan BSSN 1/2024 Pasal 15(5): "1 x 24 jam setelah ditemukan" — from discovery.
+    Anchor.DETECTED_AT: "detected_at",
+    # UU 27/2022 (PDP) Pasal 46(1): from when the controller knows of the failure.
+    Anchor.AWARE_AT: "aware_at",
+    Anchor.INITIAL_REPORT: "submitted_at",
+}
+
+
 def _anchor_time(rule: DeadlineRule, incident: Incident) -> datetime | None:
-    return incident.aware_at if rule.anchor == Anchor.AWARE_AT else incident.submitted_at
+    """Return the moment `rule` counts from for `incident` (None while it is unknown)."""
+    return getattr(incident, ANCHOR_FIELDS[rule.anchor])
 
 
 def sync_obligations(incident: Incident) -> None:
