@@ -27,7 +27,7 @@ from portal.audit.services import record
 from portal.spreadsheets import csv_cell
 
 from . import services
-from .forms import AssignForm, BssnMessageForm, TransitionForm, WaiveForm
+from .forms import AssignForm, BssnMessageForm, ExtendDeadlineForm, TransitionForm, WaiveForm
 from .models import (
     Comment,
     DeadlineRule,
@@ -415,6 +415,11 @@ class IncidentAdmin(admin.ModelAdmin):
                 name="incidents_incident_waive",
             ),
             path(
+                "<int:pk>/deadlines/<int:obligation_id>/extend/",
+                view(self.extend_view),
+                name="incidents_incident_extend",
+            ),
+            path(
                 "<int:pk>/evidence/<int:evidence_id>/",
                 view(self.evidence_view),
                 name="incidents_incident_evidence",
@@ -448,6 +453,7 @@ class IncidentAdmin(admin.ModelAdmin):
                     ),
                     "waive_form": WaiveForm(),
                     "can_waive": request.user.has_perm(services.WAIVE),
+                    "can_extend": request.user.has_perm(services.EXTEND),
                     "can_note": request.user.has_perm(services.INTERNAL_NOTE),
                     "can_triage": request.user.has_perm(services.TRIAGE),
                     "open_obligations": incident.obligations.open().select_related("rule"),
@@ -529,6 +535,44 @@ class IncidentAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, gettext("The deadline was waived."), messages.SUCCESS)
         return self._back(incident)
+
+    def extend_view(self, request, pk: int, obligation_id: int):
+        """Move a deadline later (supervisors, with a reason): a page of its own, then back to the case."""
+        incident = self._incident_or_404(request, pk)
+        if not request.user.has_perm(services.EXTEND):
+            raise PermissionDenied
+        obligation = get_object_or_404(
+            Obligation.objects.open().select_related("rule"), incident=incident, pk=obligation_id
+        )
+        form = ExtendDeadlineForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.obligation_extend(
+                    obligation=obligation,
+                    actor=request.user,
+                    due_at=form.cleaned_data["due_at"],
+                    reason=form.cleaned_data["reason"],
+                    request=request,
+                )
+            except (ValidationError, PermissionDenied) as exc:
+                if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+                    for field, errors in exc.error_dict.items():
+                        for error in errors:
+                            form.add_error(field if field in form.fields else None, error)
+                else:
+                    self._report(request, exc)
+            else:
+                self.message_user(request, gettext("The deadline was extended."), messages.SUCCESS)
+                return self._back(incident)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Extend a deadline"),
+            "opts": self.model._meta,
+            "original": incident,
+            "obligation": obligation,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/extend_deadline.html", context)
 
     def evidence_view(self, request, pk: int, evidence_id: int):
         incident = self._incident_or_404(request, pk)

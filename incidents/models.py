@@ -552,6 +552,10 @@ class DeadlineRule(models.Model):
     def period(self) -> timedelta:
         return timedelta(hours=self.period_hours)
 
+    @property
+    def remind_before(self) -> timedelta:
+        return timedelta(hours=self.remind_before_hours)
+
 
 class ObligationQuerySet(models.QuerySet):
     def open(self) -> "ObligationQuerySet":
@@ -579,6 +583,19 @@ class Obligation(models.Model):
         verbose_name=_("waived by"),
     )
     waiver_reason = models.TextField(_("why waived"), blank=True)
+    # Operator edits only ever move an open deadline earlier; only a BSSN supervisor
+    # moves it later, with a reason (the latest extension is kept here, each one in
+    # the audit log). An extended deadline no longer follows the operator's facts.
+    extended_at = models.DateTimeField(_("extended at"), null=True, blank=True)
+    extended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("extended by"),
+    )
+    extension_reason = models.TextField(_("why extended"), blank=True)
     # Sent markers: set by a conditional UPDATE before sending, so each reminder goes out once.
     reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
     overdue_sent_at = models.DateTimeField(_("overdue notice sent at"), null=True, blank=True)
@@ -590,12 +607,20 @@ class Obligation(models.Model):
         verbose_name = _("deadline")
         verbose_name_plural = _("deadlines")
         ordering = ["incident", "due_at"]
-        permissions = [("waive_obligation", _("Can waive reporting deadlines"))]
+        permissions = [
+            ("waive_obligation", _("Can waive reporting deadlines")),
+            ("extend_obligation", _("Can extend reporting deadlines")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["incident", "rule"], name="obligation_unique_rule"),
             models.CheckConstraint(
                 condition=Q(waived_at__isnull=True) | (Q(waived_by__isnull=False) & ~Q(waiver_reason="")),
                 name="obligation_waiver_has_who_and_why",
+            ),
+            models.CheckConstraint(
+                condition=Q(extended_at__isnull=True)
+                | (Q(extended_by__isnull=False) & ~Q(extension_reason="")),
+                name="obligation_extension_has_who_and_why",
             ),
         ]
         indexes = [
