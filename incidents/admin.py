@@ -22,6 +22,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from consent.models import PROCESSING_STOP_SOURCE
+from consent.withdrawals import processing_stop_compliance
 from portal.accounts.models import Operator, Sector, User
 from portal.audit.services import record
 from portal.spreadsheets import csv_cell
@@ -591,7 +593,17 @@ class IncidentAdmin(admin.ModelAdmin):
         rules = {rule.code: rule for rule in DeadlineRule.objects.all()}
         for row in rows:
             row["sector"] = sectors.get(row["incident__operator__sector"], row["incident__operator__sector"])
-            row["rule"] = rules.get(row["rule__code"])
+            rule = rules.get(row["rule__code"])
+            row["rule_name"] = rule.name_display if rule else row["rule__name"]
+            row["legal_source"] = rule.legal_source_display if rule else ""
+        # Consent withdrawals' stop-processing deadlines (UU 27/2022 Pasal 40), counted alike.
+        for row in processing_stop_compliance():
+            row["sector"] = sectors.get(row["operator__sector"], row["operator__sector"])
+            row["rule_name"] = gettext("Stop processing after a consent withdrawal")
+            row["legal_source"] = PROCESSING_STOP_SOURCE
+            row["waived"] = row["extended"] = 0
+            rows.append(row)
+        rows.sort(key=lambda row: (row["month"], str(row["sector"])))
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Reported within deadline, per sector and month"),
