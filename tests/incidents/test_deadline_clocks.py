@@ -116,3 +116,11 @@ def test_the_data_migration_corrects_the_iiv_rule_and_recomputes_open_obligation
     assert open_one.next_due_at == detected + 24 * HOUR
     # A met obligation is history: untouched.
     assert met_one.obligations.get(rule__code="iiv-initial-report").due_at == met_due
+
+
+def test_the_json_export_names_each_deadlines_source_and_clock(client_for, iiv_operator, iiv_reporter):
+    incident = file_incident(iiv_operator, iiv_reporter)
+    url = reverse("incidents:export_json", args=[iiv_operator.slug, incident.reference])
+    deadlines = {d["rule"]: d for d in client_for(iiv_reporter).get(url).json()["deadlines"]}
+    assert deadlines["iiv-initial-report"]["legal_source"] == IIV_SOURCE
+    assert deadlines["iiv-initial-report"]["counted_from"] == "detected_at"
