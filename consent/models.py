@@ -699,3 +699,24 @@ class ProcessingStopObligation(models.Model):
         if self.met_at:
             return "met_on_time" if self.met_at <= self.due_at else "met_late"
         return "overdue" if self.due_at <= now else "pending"
+
+
+class ProcessingStopCursor(models.Model):
+    """How far the beat has looked through an operator's ledger for withdrawals without a clock.
+
+    `record_consent` opens the obligation itself; this catches withdrawals written by
+    any other path (the bulk importer) without touching it: events up to the chain
+    head's `last_seq` are committed, so a range scan by (operator, seq) past this
+    cursor sees each new event once.
+    """
+
+    operator = models.OneToOneField(
+        "accounts.Operator", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    last_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("withdrawal scan position")
+
+    def __str__(self) -> str:
+        return f"{self.operator_id}#{self.last_seq}"

@@ -27,7 +27,14 @@ from portal.alerts.notices import queue_email
 from portal.alerts.transports import plain_email
 from portal.audit.services import record
 
-from .models import ConsentEvent, ConsentState, ProcessingStopObligation, stop_processing_deadline
+from .models import (
+    ConsentEvent,
+    ConsentState,
+    LedgerHead,
+    ProcessingStopCursor,
+    ProcessingStopObligation,
+    stop_processing_deadline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,48 @@ def processing_stops_open(*, events: Iterable[ConsentEvent]) -> list[ProcessingS
         if event.state == ConsentState.WITHDRAWN
     ]
     return ProcessingStopObligation.objects.bulk_create(rows)
+
+
+def processing_stops_catch_up(*, now: datetime | None = None, batch: int = 50_000) -> int:
+    """Open the clock of withdrawals written by other paths (the bulk importer); return how many.
+
+    Reads each operator's new ledger events once, past its `ProcessingStopCursor`, at
+    most `batch` sequence numbers per operator and run (a huge import is worked through
+    over several beat runs). Only clocks still running are opened: an imported
+    withdrawal whose 3 x 24 h had already passed is history the portal cannot judge,
+    not a deadline to report as missed. Obligations already open are left alone.
+    """
+    now = now or timezone.now()
+    opened = 0
+    cursors = dict(ProcessingStopCursor.objects.values_list("operator_id", "last_seq"))
+    for operator_id, head_seq in LedgerHead.objects.values_list("operator_id", "last_seq"):
+        start = cursors.get(operator_id, 0)
+        if head_seq <= start:
+            continue
+        end = min(head_seq, start + batch)
+        events = ConsentEvent.objects.filter(
+            operator_id=operator_id,
+            seq__gt=start,
+            seq__lte=end,
+            state=ConsentState.WITHDRAWN,
+            stop_processing_by__gt=now,
+        ).only("record_id", "operator_id", "purpose_code", "state", "event_at", "stop_processing_by")
+        with transaction.atomic():
+            rows = [
+                ProcessingStopObligation(
+                    operator_id=operator_id,
+                    event=event,
+                    purpose_code=event.purpose_code,
+                    due_at=event.stop_processing_by,
+                    remind_at=event.stop_processing_by - REMIND_BEFORE,
+                )
+                for event in events.iterator(chunk_size=2000)
+            ]
+            # The unique event column makes a row record_consent already wrote a no-op.
+            ProcessingStopObligation.objects.bulk_create(rows, ignore_conflicts=True)
+            ProcessingStopCursor.objects.update_or_create(operator_id=operator_id, defaults={"last_seq": end})
+        opened += len(rows)
+    return opened
 
 
 def processing_stop_confirm(
@@ -187,11 +236,13 @@ def send_processing_stop_overdue(*, obligation_id: int, now: datetime) -> bool:
 def send_processing_stop_reminders(*, now: datetime | None = None) -> dict[str, int]:
     """Send every stop-processing reminder and overdue notice that is due and not yet sent.
 
+    First opens the clocks of withdrawals the importer wrote (`processing_stops_catch_up`).
     Selected by "due ≤ now and not yet sent", never by an exact elapsed time, so a
     late beat run catches up and a doubled run sends nothing twice. A run that first
     sees an obligation after its due time sends the overdue notice only.
     """
     now = now or timezone.now()
+    processing_stops_catch_up(now=now)
     sent = {"reminders": 0, "overdue": 0}
     candidates = ProcessingStopObligation.objects.open()
     for pk in candidates.filter(overdue_sent_at__isnull=True, due_at__lte=now).values_list("pk", flat=True):

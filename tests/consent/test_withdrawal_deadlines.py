@@ -1,5 +1,6 @@
 """A consent withdrawal starts a 3 x 24 h clock to stop processing (UU 27/2022 Pasal 40)."""
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from consent.models import PROCESSING_STOP_SOURCE, ProcessingStopObligation
+from consent.models import PROCESSING_STOP_SOURCE, ConsentEvent, ConsentImport, ProcessingStopObligation
 from consent.services import mask_identifier
 from consent.tasks import send_processing_stop_reminders_task
 from portal.audit.models import AuditEvent
@@ -201,3 +202,32 @@ def test_bssns_compliance_view_counts_stop_deadlines_within_and_missed(
     (row,) = [r for r in response.context["rows"] if r["legal_source"] == PROCESSING_STOP_SOURCE]
     assert (row["total"], row["on_time"], row["missed"], row["pending"]) == (2, 1, 1, 0)
     assert PROCESSING_STOP_SOURCE in response.content.decode()
+
+
+def test_an_imported_withdrawal_gets_its_clock_from_the_beat_unless_it_already_ran_out(
+    client_for, reporter, operator, mailoutbox, django_capture_on_commit_callbacks
+):
+    published_version(operator)
+    rows = [
+        "subject_id,purpose,state,event_time,method,policy_version",
+        f"cust-1,{PURPOSES[0]},given,2026-02-01T08:00:00+07:00,web_form,1",
+        f"cust-1,{PURPOSES[0]},withdrawn,2026-03-02T08:00:00+07:00,web_form,1",  # T0: still running
+        f"cust-2,{PURPOSES[0]},withdrawn,2026-02-01T08:00:00+07:00,web_form,1",  # ran out in February
+    ]
+    upload = io.BytesIO("\n".join(rows).encode())
+    upload.name = "consents.csv"
+    with time_machine.travel(T0 + HOUR, tick=False) as clock:
+        client = client_for(reporter)
+        client.post(reverse("consent:import", args=[operator.slug]), {"file": upload})
+        imported = ConsentImport.objects.get()
+        client.post(reverse("consent:import_confirm", args=[operator.slug, imported.pk]))
+        assert ConsentEvent.objects.count() == 3
+        clock.move_to(T0 + 2 * HOUR)
+        assert _beat(django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 0}
+        stop = ProcessingStopObligation.objects.get()
+        assert (stop.event.subject_identifier, stop.due_at) == ("cust-1", T0 + 72 * HOUR)
+        clock.move_to(T0 + 49 * HOUR)
+        assert _beat(django_capture_on_commit_callbacks) == {"reminders": 1, "overdue": 0}
+        assert _beat(django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 0}
+    assert ProcessingStopObligation.objects.count() == 1
+    assert [m.to for m in mailoutbox] == [[reporter.email]]
