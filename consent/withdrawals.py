@@ -42,19 +42,20 @@ logger = logging.getLogger(__name__)
 REMIND_BEFORE = timedelta(hours=24)
 
 
+def _obligation_for(event: ConsentEvent) -> ProcessingStopObligation:
+    due = event.stop_processing_by or stop_processing_deadline(event.event_at)
+    return ProcessingStopObligation(
+        operator_id=event.operator_id,
+        event=event,
+        purpose_code=event.purpose_code,
+        due_at=due,
+        remind_at=due - REMIND_BEFORE,
+    )
+
+
 def processing_stops_open(*, events: Iterable[ConsentEvent]) -> list[ProcessingStopObligation]:
     """Open the stop-processing obligation of each withdrawal among `events` (call in their transaction)."""
-    rows = [
-        ProcessingStopObligation(
-            operator_id=event.operator_id,
-            event=event,
-            purpose_code=event.purpose_code,
-            due_at=event.stop_processing_by or stop_processing_deadline(event.event_at),
-            remind_at=(event.stop_processing_by or stop_processing_deadline(event.event_at)) - REMIND_BEFORE,
-        )
-        for event in events
-        if event.state == ConsentState.WITHDRAWN
-    ]
+    rows = [_obligation_for(event) for event in events if event.state == ConsentState.WITHDRAWN]
     return ProcessingStopObligation.objects.bulk_create(rows)
 
 
@@ -83,16 +84,7 @@ def processing_stops_catch_up(*, now: datetime | None = None, batch: int = 50_00
             stop_processing_by__gt=now,
         ).only("record_id", "operator_id", "purpose_code", "state", "event_at", "stop_processing_by")
         with transaction.atomic():
-            rows = [
-                ProcessingStopObligation(
-                    operator_id=operator_id,
-                    event=event,
-                    purpose_code=event.purpose_code,
-                    due_at=event.stop_processing_by,
-                    remind_at=event.stop_processing_by - REMIND_BEFORE,
-                )
-                for event in events.iterator(chunk_size=2000)
-            ]
+            rows = [_obligation_for(event) for event in events.iterator(chunk_size=2000)]
             # The unique event column makes a row record_consent already wrote a no-op.
             ProcessingStopObligation.objects.bulk_create(rows, ignore_conflicts=True)
             ProcessingStopCursor.objects.update_or_create(operator_id=operator_id, defaults={"last_seq": end})
