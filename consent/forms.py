@@ -133,3 +133,17 @@ class DiffForm(forms.Form):
         for name in ("a", "b"):
             self.fields[name].queryset = versions
             self.fields[name].label_from_instance = lambda v: f"v{v.number} ({v.get_status_display()})"
+
+
+class ProcessingStoppedForm(forms.Form):
+    """The operator confirms it stopped processing after a withdrawal (UU 27/2022 Pasal 40)."""
+
+    stopped_at = forms.DateTimeField(
+        label=_("Processing stopped at"),
+        widget=DATETIME_WIDGET,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text=_("In your organisation's time zone."),
+    )
+    note = forms.CharField(
+        label=_("What was stopped (systems, recipients told)"), max_length=300, required=False
+    )

@@ -15,7 +15,7 @@ import markdown
 import nh3
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Window
+from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils import timezone
@@ -602,3 +602,121 @@ class ConsentImport(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+# --- The clock a withdrawal starts ------------------------------------------------------
+
+# UU 27/2022 (PDP) Pasal 40: once consent is withdrawn (the right of Pasal 9), the
+# controller stops processing within 3 x 24 hours of receiving the withdrawal.
+PROCESSING_STOP_SOURCE = (
+    "UU No. 27 Tahun 2022 (PDP), Pasal 40 jo. Pasal 9: penghentian pemrosesan paling lambat "
+    "3 x 24 jam sejak penarikan persetujuan diterima"
+)
+
+
+class ProcessingStopQuerySet(models.QuerySet):
+    def for_operator(self, operator) -> "ProcessingStopQuerySet":
+        return self.filter(operator=operator)
+
+    def open(self) -> "ProcessingStopQuerySet":
+        return self.filter(met_at__isnull=True)
+
+
+class ProcessingStopObligation(models.Model):
+    """One withdrawal's deadline to stop processing: due, reminded, confirmed by the operator or missed.
+
+    A row of its own beside the append-only ledger (the withdrawal event never
+    changes); the reminder mechanics mirror the incidents' `Obligation` (sent
+    markers claimed by a conditional UPDATE). docs/decisions/0024.
+    """
+
+    operator = models.ForeignKey(
+        "accounts.Operator", on_delete=models.CASCADE, related_name="+", verbose_name=_("operator")
+    )
+    # The withdrawal event (one per purpose). No database constraint: the ledger's
+    # rows carry none either, and the event is never deleted.
+    event = models.OneToOneField(
+        ConsentEvent,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="processing_stop",
+        verbose_name=_("withdrawal"),
+    )
+    purpose_code = models.CharField(_("purpose"), max_length=60)
+    due_at = models.DateTimeField(_("stop processing by"))
+    remind_at = models.DateTimeField(_("reminder at"))
+    met_at = models.DateTimeField(_("processing stopped at"), null=True, blank=True)
+    met_note = models.CharField(_("note"), max_length=300, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("confirmed by"),
+    )
+    confirmed_at = models.DateTimeField(_("confirmed at"), null=True, blank=True)
+    # Sent markers: set by a conditional UPDATE before sending, so each notice goes out once.
+    reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
+    overdue_sent_at = models.DateTimeField(_("overdue notice sent at"), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ProcessingStopQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("processing stop deadline")
+        verbose_name_plural = _("processing stop deadlines")
+        ordering = ["due_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(met_at__isnull=True) | Q(confirmed_by__isnull=False),
+                name="processing_stop_met_has_who",
+            ),
+        ]
+        indexes = [
+            # The reminder sweep: open obligations by due time.
+            models.Index(
+                fields=["due_at"], condition=Q(met_at__isnull=True), name="processing_stop_open_due"
+            ),
+            # The operator's deadlines page: its open ones first, by due time.
+            models.Index(fields=["operator", "due_at"], name="processing_stop_operator"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose_code} {self.due_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.met_at is None
+
+    @property
+    def legal_source(self) -> str:
+        return PROCESSING_STOP_SOURCE
+
+    def state(self, now=None) -> str:
+        """Return one of met_on_time, met_late, overdue, pending (as incident deadlines)."""
+        now = now or timezone.now()
+        if self.met_at:
+            return "met_on_time" if self.met_at <= self.due_at else "met_late"
+        return "overdue" if self.due_at <= now else "pending"
+
+
+class ProcessingStopCursor(models.Model):
+    """How far the beat has looked through an operator's ledger for withdrawals without a clock.
+
+    `record_consent` opens the obligation itself; this catches withdrawals written by
+    any other path (the bulk importer) without touching it: events up to the chain
+    head's `last_seq` are committed, so a range scan by (operator, seq) past this
+    cursor sees each new event once.
+    """
+
+    operator = models.OneToOneField(
+        "accounts.Operator", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    last_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("withdrawal scan position")
+
+    def __str__(self) -> str:
+        return f"{self.operator_id}#{self.last_seq}"

@@ -26,6 +26,7 @@ from portal.audit.services import record
 from portal.audit.updates import update_and_audit
 from portal.crypto import Kind, NormalisationError, blind_index
 
+from . import withdrawals
 from .models import (
     CANONICAL_FIELDS,
     GENESIS_HASH,
@@ -332,6 +333,9 @@ def record_consent(
             event.save(force_insert=True)
             events.append(event)
         LedgerHead.objects.filter(pk=head.pk).update(last_seq=head.last_seq, last_hash=head.last_hash)
+        if state == ConsentState.WITHDRAWN:
+            # UU 27/2022 Pasal 40: the withdrawal starts the 3 x 24 h clock to stop processing.
+            withdrawals.processing_stops_open(events=events)
         record(
             action="consent.record",
             actor=actor,
@@ -560,11 +564,13 @@ def export_rows(*, operator) -> Iterator[dict]:
     """Yield every event of `operator` as a flat dict, in chain order, decrypting as it goes."""
     versions = dict(PolicyVersion.objects.for_operator(operator).values_list("pk", "number"))
     events = ConsentEvent.objects.for_operator(operator).order_by("seq")
+    # Once processing has stopped after a withdrawal, the portal exports no identity for it.
+    purged = withdrawals.purged_identities(operator=operator)
     for e in events.iterator(chunk_size=2000):
         yield {
             "record_id": str(e.record_id),
             "seq": e.seq,
-            "subject_id": e.subject_identifier,
+            "subject_id": "" if withdrawals.is_purged(purged, e) else e.subject_identifier,
             "purpose": e.purpose_code,
             "state": e.state,
             "event_time": e.event_at.isoformat(),

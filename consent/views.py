@@ -16,10 +16,27 @@ from portal.accounts.models import ADMIN_ROLES, ALL_ROLES, WRITE_ROLES, Operator
 from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.spreadsheets import csv_cell
 
-from . import services
+from . import services, withdrawals
 from .diff import side_by_side
-from .forms import DiffForm, ImportForm, LookupForm, PolicyVersionForm, PurposeForm, RecordEventForm
-from .models import ConsentEvent, ConsentImport, ImmutableError, ImportStatus, PolicyStatus, PolicyVersion
+from .forms import (
+    DiffForm,
+    ImportForm,
+    LookupForm,
+    PolicyVersionForm,
+    ProcessingStoppedForm,
+    PurposeForm,
+    RecordEventForm,
+)
+from .models import (
+    PROCESSING_STOP_SOURCE,
+    ConsentEvent,
+    ConsentImport,
+    ImmutableError,
+    ImportStatus,
+    PolicyStatus,
+    PolicyVersion,
+    ProcessingStopObligation,
+)
 
 
 def dashboard_panel(request):
@@ -202,8 +219,15 @@ def lookup(request):
             )
         except ValidationError as exc:
             form.add_error("subject_id", exc)
+    if result is not None:
+        # Each withdrawn purpose carries its stop-processing deadline (and the confirm button).
+        stops = ProcessingStopObligation.objects.filter(event_id__in=[e.record_id for e in result.current])
+        by_event = {stop.event_id: stop for stop in stops}
+        for event in result.current:
+            event.processing_stop = by_event.get(event.record_id)
     context = {
         "form": form,
+        "stopped_form": ProcessingStoppedForm(),
         "result": result,
         "now": timezone.now(),
         "events": services.ledger_size(request.operator),
@@ -423,3 +447,59 @@ def _public_render(request, operator, version):
         "history": PolicyVersion.objects.for_operator(operator).shown_publicly().order_by("-number"),
     }
     return render(request, "consent/public_policy.html", context)
+
+
+# --- Withdrawals: the stop-processing deadlines -----------------------------------------
+
+
+@operator_view(roles=ALL_ROLES)
+def deadlines(request):
+    """The organisation's stop-processing deadlines: open ones first, then the latest met."""
+    operator = request.operator
+    stops = ProcessingStopObligation.objects.for_operator(operator).select_related("event", "confirmed_by")
+    open_stops = list(stops.open().order_by("due_at"))
+    for stop in open_stops:
+        # Masked: enough to recognise the subject, never the whole identifier on a list.
+        stop.subject_masked = services.mask_identifier(stop.event.subject_identifier)
+    context = {
+        "open_stops": open_stops,
+        "met_stops": list(stops.filter(met_at__isnull=False).order_by("-met_at")[:50]),
+        "stopped_form": ProcessingStoppedForm(),
+        "legal_source": PROCESSING_STOP_SOURCE,
+        "now": timezone.now(),
+    }
+    return render(request, "consent/deadlines.html", context)
+
+
+@operator_view(roles=WRITE_ROLES)
+@require_POST
+def processing_stop_confirm(request, stop_id: int):
+    """Confirm processing stopped after a withdrawal: one service call, then back to the deadlines."""
+    stop = get_for_operator(
+        ProcessingStopObligation.objects.select_related("operator"), request.operator, pk=stop_id
+    )
+    with timezone.override(request.operator.timezone):
+        form = ProcessingStoppedForm(request.POST)
+        valid = form.is_valid()
+    if not valid:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("consent:deadlines", operator_slug=request.operator.slug)
+    try:
+        withdrawals.processing_stop_confirm(
+            obligation=stop,
+            actor=request.user,
+            stopped_at=form.cleaned_data["stopped_at"],
+            note=form.cleaned_data["note"],
+            request=request,
+        )
+    except ValidationError as exc:
+        for text in exc.messages:
+            messages.error(request, text)
+    else:
+        messages.success(
+            request,
+            _("Recorded: processing stopped. The portal no longer exports this subject's identifier."),
+        )
+    return redirect("consent:deadlines", operator_slug=request.operator.slug)

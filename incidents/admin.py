@@ -22,12 +22,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from consent.models import PROCESSING_STOP_SOURCE
+from consent.withdrawals import processing_stop_compliance
 from portal.accounts.models import Operator, Sector, User
 from portal.audit.services import record
 from portal.spreadsheets import csv_cell
 
 from . import services
-from .forms import AssignForm, BssnMessageForm, TransitionForm, WaiveForm
+from .forms import AssignForm, BssnMessageForm, ExtendDeadlineForm, TransitionForm, WaiveForm
 from .models import (
     Comment,
     DeadlineRule,
@@ -415,6 +417,11 @@ class IncidentAdmin(admin.ModelAdmin):
                 name="incidents_incident_waive",
             ),
             path(
+                "<int:pk>/deadlines/<int:obligation_id>/extend/",
+                view(self.extend_view),
+                name="incidents_incident_extend",
+            ),
+            path(
                 "<int:pk>/evidence/<int:evidence_id>/",
                 view(self.evidence_view),
                 name="incidents_incident_evidence",
@@ -448,6 +455,7 @@ class IncidentAdmin(admin.ModelAdmin):
                     ),
                     "waive_form": WaiveForm(),
                     "can_waive": request.user.has_perm(services.WAIVE),
+                    "can_extend": request.user.has_perm(services.EXTEND),
                     "can_note": request.user.has_perm(services.INTERNAL_NOTE),
                     "can_triage": request.user.has_perm(services.TRIAGE),
                     "open_obligations": incident.obligations.open().select_related("rule"),
@@ -530,6 +538,44 @@ class IncidentAdmin(admin.ModelAdmin):
                 self.message_user(request, gettext("The deadline was waived."), messages.SUCCESS)
         return self._back(incident)
 
+    def extend_view(self, request, pk: int, obligation_id: int):
+        """Move a deadline later (supervisors, with a reason): a page of its own, then back to the case."""
+        incident = self._incident_or_404(request, pk)
+        if not request.user.has_perm(services.EXTEND):
+            raise PermissionDenied
+        obligation = get_object_or_404(
+            Obligation.objects.open().select_related("rule"), incident=incident, pk=obligation_id
+        )
+        form = ExtendDeadlineForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.obligation_extend(
+                    obligation=obligation,
+                    actor=request.user,
+                    due_at=form.cleaned_data["due_at"],
+                    reason=form.cleaned_data["reason"],
+                    request=request,
+                )
+            except (ValidationError, PermissionDenied) as exc:
+                if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+                    for field, errors in exc.error_dict.items():
+                        for error in errors:
+                            form.add_error(field if field in form.fields else None, error)
+                else:
+                    self._report(request, exc)
+            else:
+                self.message_user(request, gettext("The deadline was extended."), messages.SUCCESS)
+                return self._back(incident)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Extend a deadline"),
+            "opts": self.model._meta,
+            "original": incident,
+            "obligation": obligation,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/extend_deadline.html", context)
+
     def evidence_view(self, request, pk: int, evidence_id: int):
         incident = self._incident_or_404(request, pk)
         if not request.user.has_perm("incidents.view_evidence"):
@@ -544,8 +590,20 @@ class IncidentAdmin(admin.ModelAdmin):
             raise PermissionDenied
         rows = services.deadline_compliance()
         sectors = dict(Sector.choices)
+        rules = {rule.code: rule for rule in DeadlineRule.objects.all()}
         for row in rows:
             row["sector"] = sectors.get(row["incident__operator__sector"], row["incident__operator__sector"])
+            rule = rules.get(row["rule__code"])
+            row["rule_name"] = rule.name_display if rule else row["rule__name"]
+            row["legal_source"] = rule.legal_source_display if rule else ""
+        # Consent withdrawals' stop-processing deadlines (UU 27/2022 Pasal 40), counted alike.
+        for row in processing_stop_compliance():
+            row["sector"] = sectors.get(row["operator__sector"], row["operator__sector"])
+            row["rule_name"] = gettext("Stop processing after a consent withdrawal")
+            row["legal_source"] = PROCESSING_STOP_SOURCE
+            row["waived"] = row["extended"] = 0
+            rows.append(row)
+        rows.sort(key=lambda row: (row["month"], str(row["sector"])))
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Reported within deadline, per sector and month"),
@@ -691,6 +749,7 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
         "period_hours",
         "remind_before_hours",
         "met_by",
+        "legal_source",
         "is_active",
     ]
     list_filter = ["is_active", "applies_when"]

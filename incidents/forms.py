@@ -184,6 +184,17 @@ class WaiveForm(forms.Form):
     reason = forms.CharField(label=_("Why is this deadline waived?"), max_length=2000)
 
 
+class ExtendDeadlineForm(forms.Form):
+    """A supervisor moves a deadline later; the time is read in the admin's zone (WIB)."""
+
+    due_at = forms.DateTimeField(
+        label=_("New due time"), widget=DATETIME_WIDGET, input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+    )
+    reason = forms.CharField(
+        label=_("Why is this deadline extended?"), max_length=2000, widget=forms.Textarea
+    )
+
+
 class AssignForm(forms.Form):
     assignee = forms.ModelChoiceField(
         label=_("Assign to"),

@@ -483,6 +483,9 @@ class AppliesWhen(models.TextChoices):
 
 
 class Anchor(models.TextChoices):
+    """The moment a deadline is counted from: each rule names the one its legal source uses."""
+
+    DETECTED_AT = "detected_at", _("When the incident was detected")
     AWARE_AT = "aware_at", _("When the operator became aware")
     INITIAL_REPORT = "initial_report", _("When the initial report was submitted")
 
@@ -501,6 +504,9 @@ SEEDED_RULE_NAMES = frozenset(
         gettext_noop("Final report"),
     }
 )
+# Legal sources seeded by incidents/seed.py that read differently in each language
+# (statute citations are Indonesian names and stay as written).
+SEEDED_LEGAL_SOURCES = frozenset({gettext_noop("BSSN internal service level (not a statutory deadline)")})
 
 
 class DeadlineRule(models.Model):
@@ -517,7 +523,11 @@ class DeadlineRule(models.Model):
         default=6,
         help_text=_("A reminder goes out this long before the due time."),
     )
-    source = models.CharField(_("legal source"), max_length=200, blank=True)
+    legal_source = models.TextField(
+        _("legal source"),
+        blank=True,
+        help_text=_("The regulation and article the deadline comes from, shown beside every deadline."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -534,8 +544,17 @@ class DeadlineRule(models.Model):
         return gettext(self.name) if self.name in SEEDED_RULE_NAMES else self.name
 
     @property
+    def legal_source_display(self) -> str:
+        """Return the legal source in the reader's language when it is one the seed wrote."""
+        return gettext(self.legal_source) if self.legal_source in SEEDED_LEGAL_SOURCES else self.legal_source
+
+    @property
     def period(self) -> timedelta:
         return timedelta(hours=self.period_hours)
+
+    @property
+    def remind_before(self) -> timedelta:
+        return timedelta(hours=self.remind_before_hours)
 
 
 class ObligationQuerySet(models.QuerySet):
@@ -564,6 +583,19 @@ class Obligation(models.Model):
         verbose_name=_("waived by"),
     )
     waiver_reason = models.TextField(_("why waived"), blank=True)
+    # Operator edits only ever move an open deadline earlier; only a BSSN supervisor
+    # moves it later, with a reason (the latest extension is kept here, each one in
+    # the audit log). An extended deadline no longer follows the operator's facts.
+    extended_at = models.DateTimeField(_("extended at"), null=True, blank=True)
+    extended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("extended by"),
+    )
+    extension_reason = models.TextField(_("why extended"), blank=True)
     # Sent markers: set by a conditional UPDATE before sending, so each reminder goes out once.
     reminder_sent_at = models.DateTimeField(_("reminder sent at"), null=True, blank=True)
     overdue_sent_at = models.DateTimeField(_("overdue notice sent at"), null=True, blank=True)
@@ -575,12 +607,20 @@ class Obligation(models.Model):
         verbose_name = _("deadline")
         verbose_name_plural = _("deadlines")
         ordering = ["incident", "due_at"]
-        permissions = [("waive_obligation", _("Can waive reporting deadlines"))]
+        permissions = [
+            ("waive_obligation", _("Can waive reporting deadlines")),
+            ("extend_obligation", _("Can extend reporting deadlines")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["incident", "rule"], name="obligation_unique_rule"),
             models.CheckConstraint(
                 condition=Q(waived_at__isnull=True) | (Q(waived_by__isnull=False) & ~Q(waiver_reason="")),
                 name="obligation_waiver_has_who_and_why",
+            ),
+            models.CheckConstraint(
+                condition=Q(extended_at__isnull=True)
+                | (Q(extended_by__isnull=False) & ~Q(extension_reason="")),
+                name="obligation_extension_has_who_and_why",
             ),
         ]
         indexes = [
@@ -603,6 +643,11 @@ class Obligation(models.Model):
     @property
     def is_open(self) -> bool:
         return self.met_at is None and self.waived_at is None
+
+    @property
+    def legal_source(self) -> str:
+        """Return the rule's legal source as the reader should see it beside the due time."""
+        return self.rule.legal_source_display
 
     def state(self, now=None) -> str:
         """Return one of met_on_time, met_late, waived, overdue, pending."""

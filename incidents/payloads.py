@@ -88,7 +88,7 @@ def deadline_missed(incident: Incident, obligation: Obligation) -> dict:
         "deadline": {
             "rule": obligation.rule.code,
             "name": obligation.rule.name,
-            "source": obligation.rule.source,
+            "source": obligation.rule.legal_source,
             "due_at": _time(obligation.due_at),
         },
     }

@@ -9,6 +9,7 @@ TRIAGE = "incidents.triage_incident"
 CLOSE = "incidents.close_incident"
 REOPEN = "incidents.reopen_incident"
 WAIVE = "incidents.waive_obligation"
+EXTEND = "incidents.extend_obligation"
 INTERNAL_NOTE = "incidents.add_internal_note"
 
 

@@ -270,8 +270,12 @@ def incident_export_json(request, reference: str):
             {
                 "rule": o.rule.code,
                 "name": o.rule.name,
+                "legal_source": o.rule.legal_source,
+                "counted_from": o.rule.anchor,
                 "due_at": o.due_at.isoformat(),
                 "met_at": o.met_at.isoformat() if o.met_at else None,
+                "extended_at": o.extended_at.isoformat() if o.extended_at else None,
+                "extension_reason": o.extension_reason,
                 "state": o.state(),
             }
             for o in incident.obligations.select_related("rule")

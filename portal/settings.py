@@ -341,6 +341,12 @@ CELERY_BEAT_SCHEDULE["alerts-purge-sent-notices"] = {
 
 # consent
 # (consent ledger settings and beat entries go here)
+# Stop-processing reminders after a withdrawal (UU 27/2022 Pasal 40), on the same
+# interval as the incidents' deadline reminders; late or doubled runs are safe.
+CELERY_BEAT_SCHEDULE["consent-processing-stop-reminders"] = {
+    "task": "consent.tasks.send_processing_stop_reminders_task",
+    "schedule": env.float("INCIDENT_REMINDER_INTERVAL_SECONDS", default=300.0),
+}
 
 # suspected cases
 # (suspected-case settings and beat entries go here)

@@ -111,6 +111,24 @@ def consent_event(operator, admin_user):
     )[0].record_id
 
 
+def consent_processing_stop(operator, admin_user) -> int:
+    """Record a withdrawal for `operator`; return its stop-processing obligation's id."""
+    from consent import services as consent_services
+    from consent.models import PolicyVersion, ProcessingStopObligation
+
+    version = PolicyVersion.objects.get(pk=consent_version(operator, admin_user))
+    event = consent_services.record_consent(
+        operator=operator,
+        actor=admin_user,
+        subject_identifier="customer-1",
+        purpose_codes=["marketing-email"],
+        state="withdrawn",
+        policy_version=version,
+        method="web_form",
+    )[0]
+    return ProcessingStopObligation.objects.get(event=event).pk
+
+
 def consent_import(operator, admin_user):
     """Create a previewed consent import of `operator`; return its id."""
     from consent import services as consent_services
@@ -137,6 +155,7 @@ OBJECT_FACTORIES: dict[str, Callable] = {
     "version_id": consent_version,
     "record_id": consent_event,
     "import_id": consent_import,
+    "stop_id": consent_processing_stop,
     # suspected cases
     "flag_id": cases_flag,
 }

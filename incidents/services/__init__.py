@@ -8,7 +8,7 @@ conversation; evidence and reminders stand apart. This package re-exports the pu
 names so callers can write `services.submit_incident`.
 """
 
-from ..permissions import CLOSE, INTERNAL_NOTE, REOPEN, TRIAGE, WAIVE
+from ..permissions import CLOSE, EXTEND, INTERNAL_NOTE, REOPEN, TRIAGE, WAIVE
 from .base import TransitionRefused
 from .content import (
     DATETIME_FIELDS,
@@ -25,6 +25,7 @@ from .conversation import add_bssn_comment, add_operator_comment
 from .deadlines import (
     confirm_notice,
     deadline_compliance,
+    obligation_extend,
     refresh_next_due,
     sync_obligations,
     waive_obligation,
@@ -55,6 +56,7 @@ __all__ = [
     "CLOSE",
     "DATETIME_FIELDS",
     "DRAFT_REQUIRED",
+    "EXTEND",
     "INTERNAL_NOTE",
     "OPERATOR_FIELDS",
     "REOPEN",
@@ -75,6 +77,7 @@ __all__ = [
     "deadline_compliance",
     "from_json_value",
     "next_reference",
+    "obligation_extend",
     "purge_expired_evidence",
     "record_evidence_download",
     "refresh_next_due",

@@ -1,6 +1,6 @@
 """Deadline obligations: opened from the rules, kept current, met, confirmed, waived, counted."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -13,7 +13,7 @@ from portal.accounts.models import User
 from portal.audit.services import record
 
 from ..models import Anchor, AppliesWhen, DeadlineRule, Incident, MetBy, Obligation
-from ..permissions import WAIVE, require_perm, require_writer
+from ..permissions import EXTEND, WAIVE, require_perm, require_writer
 
 
 def _rule_applies(rule: DeadlineRule, incident: Incident) -> bool:
@@ -24,18 +24,33 @@ def _rule_applies(rule: DeadlineRule, incident: Incident) -> bool:
     return True
 
 
+ANCHOR_FIELDS = {
+    # Peraturan BSSN 1/2024 Pasal 15(5): "1 x 24 jam setelah ditemukan" — from discovery.
+    Anchor.DETECTED_AT: "detected_at",
+    # UU 27/2022 (PDP) Pasal 46(1): from when the controller knows of the failure.
+    Anchor.AWARE_AT: "aware_at",
+    Anchor.INITIAL_REPORT: "submitted_at",
+}
+
+
 def _anchor_time(rule: DeadlineRule, incident: Incident) -> datetime | None:
-    return incident.aware_at if rule.anchor == Anchor.AWARE_AT else incident.submitted_at
+    """Return the moment `rule` counts from for `incident` (None while it is unknown)."""
+    return getattr(incident, ANCHOR_FIELDS[rule.anchor])
 
 
 def sync_obligations(incident: Incident) -> None:
     """Give `incident` one obligation per applicable active rule and keep open ones' due times current.
 
-    A draft loses obligations that stop applying (the operator corrected the facts);
-    a submitted incident never loses one (BSSN waives instead). Met and waived
-    obligations are history and are left alone.
+    A draft's obligations follow its facts both ways, and it loses those that stop
+    applying. Once the incident is submitted, an operator's corrected facts (an
+    update or final report) only ever move an open deadline EARLIER: an operator
+    cannot postpone its own deadline; only a BSSN supervisor extends one
+    (`obligation_extend`), and an extended deadline no longer follows the facts.
+    A submitted incident never loses an obligation (BSSN waives instead). Met and
+    waived obligations are history and are left alone.
     """
     existing = {o.rule_id: o for o in incident.obligations.all()}
+    now = timezone.now()
     for rule in DeadlineRule.objects.filter(is_active=True):
         obligation = existing.get(rule.pk)
         anchor = _anchor_time(rule, incident)
@@ -44,15 +59,38 @@ def sync_obligations(incident: Incident) -> None:
                 obligation.delete()
             continue
         due = anchor + rule.period
-        remind_at = due - timedelta(hours=rule.remind_before_hours)
         if obligation is None:
-            Obligation.objects.create(incident=incident, rule=rule, due_at=due, remind_at=remind_at)
-        elif obligation.is_open and obligation.due_at != due:
-            # A corrected clock is a new deadline: its reminders go out again.
-            obligation.due_at, obligation.remind_at = due, remind_at
-            obligation.reminder_sent_at = obligation.overdue_sent_at = None
-            obligation.save(update_fields=["due_at", "remind_at", "reminder_sent_at", "overdue_sent_at"])
+            Obligation.objects.create(
+                incident=incident, rule=rule, due_at=due, remind_at=due - rule.remind_before
+            )
+            continue
+        if not obligation.is_open or due == obligation.due_at:
+            continue
+        if not incident.is_draft and (due > obligation.due_at or obligation.extended_at):
+            continue
+        move_due(obligation, due_at=due, now=now)
+        obligation.save(update_fields=["due_at", "remind_at", "reminder_sent_at", "overdue_sent_at"])
     refresh_next_due(incident)
+
+
+def move_due(obligation: Obligation, *, due_at: datetime, now: datetime) -> None:
+    """Set a new due time and reminder time on `obligation` (unsaved) and re-arm what must go out again.
+
+    A reminder already sent goes out again only if its new time is still ahead: the
+    operator then hears the corrected time when it matters, and a move that lands
+    past the reminder time does not send a second "due soon" at once (the page
+    shows the new time; the overdue notice follows if it is missed). An overdue
+    notice is re-armed only when the deadline is no longer past (an extension).
+    When the due time does not move, nothing is reset.
+    """
+    if due_at == obligation.due_at:
+        return
+    obligation.due_at = due_at
+    obligation.remind_at = due_at - obligation.rule.remind_before
+    if obligation.reminder_sent_at and obligation.remind_at > now:
+        obligation.reminder_sent_at = None
+    if obligation.overdue_sent_at and due_at > now:
+        obligation.overdue_sent_at = None
 
 
 def refresh_next_due(incident: Incident) -> None:
@@ -132,11 +170,66 @@ def waive_obligation(*, obligation: Obligation, actor: User, reason: str, reques
     return obligation
 
 
+def obligation_extend(
+    *, obligation: Obligation, actor: User, due_at: datetime, reason: str, request=None
+) -> Obligation:
+    """Move an open deadline later (BSSN supervisors only), recording who, why and from when.
+
+    The only way a deadline moves later once the incident is submitted; operator
+    edits only move it earlier (`sync_obligations`). The audit event keeps every
+    extension with the old and new due time; the obligation keeps the latest.
+    """
+    require_perm(actor, EXTEND)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why the deadline is extended.")})
+    with transaction.atomic():
+        obligation = (
+            Obligation.objects.select_for_update()
+            .select_related("rule", "incident__operator")
+            .get(pk=obligation.pk)
+        )
+        if not obligation.is_open:
+            raise ValidationError(_("This deadline is already met or waived."))
+        if due_at <= obligation.due_at:
+            raise ValidationError({"due_at": _("An extension must be later than the current due time.")})
+        old_due = obligation.due_at
+        now = timezone.now()
+        move_due(obligation, due_at=due_at, now=now)
+        obligation.extended_at, obligation.extended_by, obligation.extension_reason = now, actor, reason
+        obligation.save(
+            update_fields=[
+                "due_at",
+                "remind_at",
+                "reminder_sent_at",
+                "overdue_sent_at",
+                "extended_at",
+                "extended_by",
+                "extension_reason",
+            ]
+        )
+        refresh_next_due(obligation.incident)
+        record(
+            action="incident.obligation_extended",
+            actor=actor,
+            operator=obligation.incident.operator,
+            target=obligation.incident,
+            changes={
+                "rule": obligation.rule.code,
+                "due_at": [old_due.isoformat(), due_at.isoformat()],
+                "reason": reason,
+            },
+            request=request,
+        )
+    return obligation
+
+
 def deadline_compliance(*, since: datetime | None = None, until: datetime | None = None) -> list[dict]:
     """Count deadlines per sector, month (of the due time, in Jakarta time) and rule.
 
     Each row: sector, month, rule, total, on_time, late, missed (overdue and still
-    open), waived, pending. "Reported within deadline" is `on_time`.
+    open), waived, pending, and extended (moved later by a supervisor; on time
+    counts against the extended due time). "Reported within deadline" is `on_time`.
     """
     now = timezone.now()
     rows = Obligation.objects.filter(incident__submitted_at__isnull=False)
@@ -152,6 +245,7 @@ def deadline_compliance(*, since: datetime | None = None, until: datetime | None
             on_time=Count("pk", filter=Q(met_at__isnull=False, met_at__lte=models.F("due_at"))),
             late=Count("pk", filter=Q(met_at__gt=models.F("due_at"))),
             waived=Count("pk", filter=Q(waived_at__isnull=False)),
+            extended=Count("pk", filter=Q(extended_at__isnull=False)),
             missed=Count("pk", filter=Q(met_at__isnull=True, waived_at__isnull=True, due_at__lte=now)),
             pending=Count("pk", filter=Q(met_at__isnull=True, waived_at__isnull=True, due_at__gt=now)),
         )

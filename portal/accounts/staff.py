@@ -55,6 +55,7 @@ SUPERVISOR_PERMISSIONS: set[str] = ANALYST_PERMISSIONS | {
     "incidents.close_incident",
     "incidents.reopen_incident",
     "incidents.waive_obligation",
+    "incidents.extend_obligation",
     "incidents.change_deadlinerule",
     # alerts (supervisor only)
     "alerts.add_authority",

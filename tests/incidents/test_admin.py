@@ -233,7 +233,7 @@ def test_deadline_rules_are_edited_by_supervisors_only(analyst_client, superviso
         "period_hours": 14 * 24,
         "met_by": rule.met_by,
         "remind_before_hours": 48,
-        "source": rule.source,
+        "legal_source": rule.legal_source,
         "is_active": "on",
     }
     analyst_client.post(url, data)

@@ -50,7 +50,7 @@ def test_an_iiv_organisation_gets_a_24_hour_obligation_met_by_the_initial_report
     with time_machine.travel(T0, tick=False):
         incident = file_incident(iiv_operator, iiv_reporter, submit=False)
         obligation = incident.obligations.get(rule__code="iiv-initial-report")
-        assert obligation.due_at == incident.aware_at + 24 * HOUR
+        assert obligation.due_at == incident.detected_at + 24 * HOUR
         services.submit_incident(incident=incident, actor=iiv_reporter)
     obligation.refresh_from_db()
     assert obligation.met_at == T0 and obligation.state() == "met_on_time"
@@ -135,7 +135,7 @@ def test_a_beat_late_past_the_due_time_sends_the_overdue_notice_not_a_stale_remi
     iiv_operator, iiv_reporter, mailoutbox, django_capture_on_commit_callbacks
 ):
     with time_machine.travel(T0, tick=False):
-        incident = file_incident(iiv_operator, iiv_reporter, submit=False)  # due T0 + 21 h
+        incident = file_incident(iiv_operator, iiv_reporter, submit=False)  # due T0 + 20 h
     assert _beat(T0 + 30 * HOUR, django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 1}
     assert _beat(T0 + 31 * HOUR, django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 0}
     # A draft BSSN has not seen: only the operator hears of it.
