@@ -27,12 +27,13 @@ venv: $(STAMP)
 translations: venv
 	@$(PY) -m portal.i18n_compile
 
+# make run PORT=8080 serves on another port (default 8000).
 run: translations
 	@$(PY) -m portal.devenv
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
-	@echo "Portal: http://127.0.0.1:8000   admin: http://127.0.0.1:8000/admin/   e-mails: var/mail/   Ctrl-C stops all."
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile.dev start
+	@echo "Portal: http://127.0.0.1:$(or $(PORT),8000)   admin: http://127.0.0.1:$(or $(PORT),8000)/admin/   e-mails: var/mail/   Ctrl-C stops all."
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile.dev start --port $(or $(PORT),8000)
 
 test: translations
 	$(PY) -m pytest $(PYTEST_ARGS)
