@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from incidents import services as incident_services
@@ -22,9 +23,12 @@ from tests.conftest import make_member, make_operator
 from tests.incidents.helpers import file_incident
 from tests.test_isolation import _make_objects, _operator_routes, _url
 
-# A clock time as the formats print it (id: "14.05", en: "2:05 p.m." / "14:05"), then what follows
-# it; not part of a date, a version or a UTC offset ("+07:00", which carries its zone).
-TIME = re.compile(r"(?<![\d.:/+-])(\d{1,2})[.:](\d{2})(?![\d.:/-])((?:\s*[ap]\.?m\.?)?)\s*(\S*)")
+# A clock time as the formats print it (id: "14.05", en: "2:05 p.m.", "2 p.m.", "noon"), then the
+# word after it; not part of a date, a version or a UTC offset ("+07:00", which carries its zone).
+TIME = re.compile(
+    r"(?<![\d.:/+-])(?:(\d{1,2})[.:](\d{2})(?![\d.:/-])(?:\s*[ap]\.m\.)?|\d{1,2}\s*[ap]\.m\.|noon|midnight)"
+    r"\s*(\S*)"
+)
 ZONE_LABELS = {"WIB", "WITA", "WIT", "UTC"}
 
 
@@ -37,15 +41,17 @@ def _visible_text(page: str) -> str:
 def _times(text: str) -> list[tuple[str, str]]:
     """Return (time, the word after it) for every clock time in `text` (not "73.71", a regency code)."""
     return [
-        (m.group(0).strip(), m.group(4).strip("(),;·"))
+        (m.group(0).strip(), m.group(3).strip("(),;·"))
         for m in TIME.finditer(text)
-        if int(m.group(1)) < 24 and int(m.group(2)) < 60
+        if m.group(1) is None or (int(m.group(1)) < 24 and int(m.group(2)) < 60)
     ]
 
 
 def test_the_time_pattern_finds_bare_and_labelled_times():
     text = "Due 30 Nov 2026, 14.05 WITA · met 9:30 · version 1.2 · 12/2026 · 73.71 · +07:00 · (10.00 UTC)"
     assert _times(text) == [("14.05 WITA", "WITA"), ("9:30 ·", ""), ("10.00 UTC)", "UTC")]
+    english = "Nov. 30, 2026, 8 a.m. WITA · 2:05 p.m. · noon WIT"
+    assert _times(english) == [("8 a.m. WITA", "WITA"), ("2:05 p.m. ·", ""), ("noon WIT", "WIT")]
 
 
 def _populate(operator, admin, analyst) -> None:
@@ -56,11 +62,15 @@ def _populate(operator, admin, analyst) -> None:
 
 
 @pytest.mark.django_db
-def test_every_operator_page_shows_times_in_the_operators_zone_with_a_label(client_for, analyst):
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_every_operator_page_shows_times_in_the_operators_zone_with_a_label(client_for, analyst, language):
     operator = make_operator("wita", sector=Sector.HEALTHTECH, timezone=TimeZone.WITA)
     admin = make_member(operator, Role.ADMIN, "admin@wita.example")
+    admin.language = language
+    admin.save()
     _populate(operator, admin, analyst)
     client = client_for(admin)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
 
     unlabelled, labels, pages_with_times = [], set(), 0
     for name, _view in _operator_routes():
@@ -71,6 +81,7 @@ def test_every_operator_page_shows_times_in_the_operators_zone_with_a_label(clie
         if response.status_code in (301, 302):
             continue
         assert response.status_code == 200, (name, response.status_code)
+        assert f'<html lang="{language}">' in response.content.decode(), name
         times = _times(_visible_text(response.content.decode()))
         pages_with_times += bool(times)
         for shown, label in times:
