@@ -10,7 +10,7 @@ from incidents.cases.seed import WHO_2020, WHO_2022
 from incidents.models import Status
 from portal.alerts.models import DeliveryStatus, NoticeStatus
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def _counts() -> dict[str, int]:
