@@ -286,7 +286,7 @@ def _site_url(path: str) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-def _incident_summary(payload: dict) -> dict:
+def _incident_summary(alert: Alert, payload: dict) -> dict:
     incident = payload.get("incident") or {}
     operator = incident.get("operator") or {}
     deadline = payload.get("deadline")
@@ -314,16 +314,45 @@ def _incident_summary(payload: dict) -> dict:
         "report_kind": _label("incidents.IncidentReport", "kind", report.get("kind")),
         "report_number": report.get("number"),
         "report_submitted_at": _when(report.get("submitted_at")),
-        "deadlines": [
-            {
-                "name": translation.gettext_lazy(deadline.get("name", "")),
-                "due_at": _when(deadline.get("due_at")),
-                "source": deadline.get("source", ""),
-            }
-        ]
-        if deadline
-        else [],
+        "deadlines": _deadlines(alert, deadline),
     }
+
+
+def _deadlines(alert: Alert, missed: dict | None) -> list[dict]:
+    """Return the deadlines to show: the missed one of the payload, then the incident's open ones.
+
+    Deadlines are the regulations' dates for the incident, not data about people; they
+    are read when the e-mail is written, so a retried e-mail shows the current ones.
+    """
+    rows = []
+    if missed:
+        rows.append(
+            {
+                "name": translation.gettext_lazy(missed.get("name", "")),
+                "due_at": _when(missed.get("due_at")),
+                "source": missed.get("source", ""),
+            }
+        )
+    if alert.subject_id and alert.subject_type_id:
+        subject = alert.subject_type.model_class()
+        if subject is not None and subject._meta.label == "incidents.Incident":
+            obligations = (
+                apps.get_model("incidents", "Obligation")
+                .objects.filter(incident_id=alert.subject_id, met_at__isnull=True, waived_at__isnull=True)
+                .select_related("rule")
+                .order_by("due_at")
+            )
+            for obligation in obligations:
+                if missed and obligation.rule.name == missed.get("name"):
+                    continue
+                rows.append(
+                    {
+                        "name": translation.gettext_lazy(obligation.rule.name),
+                        "due_at": obligation.due_at,
+                        "source": obligation.rule.source,
+                    }
+                )
+    return rows
 
 
 def _case_summary(alert: Alert, payload: dict) -> dict:
@@ -366,7 +395,7 @@ def alert_email_context(alert: Alert, *, authority=None) -> dict:
     payload = alert.payload or {}
     family = alert.event_type.split(".", 1)[0]
     if family == "incident":
-        summary = _incident_summary(payload)
+        summary = _incident_summary(alert, payload)
     elif family == "suspected_case":
         summary = _case_summary(alert, payload)
     else:

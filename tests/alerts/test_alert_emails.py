@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from incidents import payloads
@@ -62,6 +63,7 @@ def _render(event_type, payload, subject, authority) -> tuple:
         event_type=event_type,
         operator=getattr(subject, "operator", None),
         payload=payload,
+        subject_type=ContentType.objects.get_for_model(subject) if subject is not None else None,
         subject_id=str(subject.pk) if subject is not None else "",
         created_at=datetime(2026, 11, 30, 2, 0, tzinfo=UTC),
     )
@@ -145,3 +147,26 @@ def test_an_english_authority_reads_english_first():
     assert message.subject.startswith(f"[{incident.reference}] Incident submitted")
     assert text.startswith(f"{operator.name} reported a new incident")
     assert "melaporkan insiden baru" in text.split("----- Bahasa Indonesia -----")[1]
+
+
+def test_a_new_incident_e_mail_lists_the_open_deadlines_with_zone_and_legal_source():
+    operator = make_operator("acme")
+    user = make_member(operator, "admin", "admin@acme.example.test")
+    authority = Authority.objects.create(code="bssn-test", name="BSSN CSIRT (test)", language="id")
+    incident = file_incident(
+        operator,
+        user,
+        personal_data_involved=True,
+        personal_data_categories=["contact"],
+        data_subjects_count=40,
+    )
+    open_deadlines = list(incident.obligations.open().select_related("rule"))
+    assert open_deadlines
+
+    _message, text, html = _render(
+        EventType.INCIDENT_SUBMITTED, payloads.submitted(incident), incident, authority
+    )
+
+    for obligation in open_deadlines:
+        assert obligation.rule.source in text and obligation.rule.source in html
+    assert text.count("Tenggat:") == len(open_deadlines)
