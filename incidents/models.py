@@ -549,6 +549,13 @@ class DeadlineRule(models.Model):
         return gettext(self.legal_source) if self.legal_source in SEEDED_LEGAL_SOURCES else self.legal_source
 
     @property
+    def legal_source_lazy(self):
+        """Return the legal source translated when rendered (for texts written in several languages)."""
+        if self.legal_source in SEEDED_LEGAL_SOURCES:
+            return _(self.legal_source)
+        return self.legal_source
+
+    @property
     def period(self) -> timedelta:
         return timedelta(hours=self.period_hours)
 

@@ -50,3 +50,20 @@ def format_zoned_with_utc(value: datetime | None, zone: str | tzinfo | None = No
     if zone_label(zone) == "UTC":
         return local
     return f"{local} ({formats.date_format(value.astimezone(UTC), 'DATETIME_FORMAT')} UTC)"
+
+
+# Provinces in Central (WITA) and Eastern (WIT) Indonesia Time; every other province keeps WIB.
+_WITA_PROVINCES = frozenset(
+    {"ID-BA", "ID-NB", "ID-NT", "ID-KS", "ID-KI", "ID-KU"}
+    | {"ID-SA", "ID-ST", "ID-SG", "ID-SN", "ID-SR", "ID-GO"}
+)
+_WIT_PROVINCES = frozenset({"ID-MA", "ID-MU", "ID-PA", "ID-PB", "ID-PD", "ID-PT", "ID-PE", "ID-PS"})
+
+
+def zone_for_province(province: str | None) -> str:
+    """Return the zone name of a province code (ID-XX); national bodies (no province) read WIB."""
+    if province in _WITA_PROVINCES:
+        return "Asia/Makassar"
+    if province in _WIT_PROVINCES:
+        return "Asia/Jayapura"
+    return "Asia/Jakarta"

@@ -4,7 +4,8 @@ import logging
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -44,3 +45,9 @@ def healthz(request):
         **{name: ("ok" if ok else "down") for name, ok in checks.items()},
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+def favicon(request):
+    """Send browsers that ask for /favicon.ico (the admin, downloads, error pages) to the SVG icon."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))

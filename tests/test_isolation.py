@@ -22,6 +22,7 @@ from tests.factories import OBJECT_FACTORIES
 # Routes anyone may open, signed in or not (by "namespace:name").
 PUBLIC = {
     "healthz",
+    "favicon",
     "set_language",
     "accounts:home",
     "accounts:login",

@@ -43,3 +43,14 @@ def test_the_template_filters_label_the_zone():
 
 def test_a_missing_time_is_a_dash():
     assert format_zoned(None) == "—"
+
+
+def test_a_province_reads_its_own_zone():
+    from portal.timefmt import zone_for_province
+
+    assert [zone_label(zone_for_province(p)) for p in ("ID-JK", "ID-SN", "ID-PA", "")] == [
+        "WIB",
+        "WITA",
+        "WIT",
+        "WIB",
+    ]

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 
+from portal.alerts.models import Alert
 from portal.alerts.services import emit_event
 
 from ..models import Incident
@@ -18,9 +19,9 @@ def locked(incident: Incident) -> Incident:
     return incident
 
 
-def emit_incident_event(*, event_type: str, incident: Incident, payload: dict) -> None:
-    """Hand an event to the alert pipeline inside the current transaction (outbox row)."""
-    emit_event(
+def emit_incident_event(*, event_type: str, incident: Incident, payload: dict) -> Alert:
+    """Hand an event to the alert pipeline inside the current transaction (outbox row); return the alert."""
+    return emit_event(
         event_type=event_type,
         operator=incident.operator,
         payload=payload,

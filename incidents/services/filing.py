@@ -113,11 +113,11 @@ def submit_incident(*, incident: Incident, actor: User, request=None) -> Inciden
         )
         sync_obligations(incident)
         meet_obligations(incident, MetBy.INITIAL_REPORT, now)
-        emit_incident_event(
+        alert = emit_incident_event(
             event_type="incident.submitted", incident=incident, payload=payloads.submitted(incident)
         )
         if incident.effective_severity in HIGH_SEVERITIES:
-            mail_bssn(incident, "bssn_new_incident", {"report": report, "change": change})
+            mail_bssn(incident, "bssn_new_incident", {"report": report, "change": change}, alert=alert)
     return incident
 
 

@@ -47,12 +47,12 @@ def send_overdue_notice(*, obligation_id: int, now: datetime) -> bool:
         incident = obligation.incident
         mail_operator(incident, "deadline_missed", {"obligation": obligation})
         if not incident.is_draft:
-            emit_incident_event(
+            alert = emit_incident_event(
                 event_type="incident.deadline_missed",
                 incident=incident,
                 payload=payloads.deadline_missed(incident, obligation),
             )
-            mail_bssn(incident, "bssn_deadline_missed", {"obligation": obligation})
+            mail_bssn(incident, "bssn_deadline_missed", {"obligation": obligation}, alert=alert)
     return True
 
 

@@ -21,8 +21,9 @@ def shown_value(field) -> str:
     """Return a bound field's initial value as a person reads it (choice labels, local times)."""
     from datetime import datetime
 
-    from django.utils import formats, timezone
     from django.utils.translation import gettext
+
+    from portal.timefmt import format_zoned
 
     value = field.initial
     if value is None or value == "" or value == []:
@@ -33,5 +34,5 @@ def shown_value(field) -> str:
     if isinstance(value, bool):
         return gettext("Yes") if value else gettext("No")
     if isinstance(value, datetime):
-        return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
+        return format_zoned(value)
     return str(choices.get(value, value))

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from .models import ALL_ROLES, Membership
 
@@ -26,6 +27,7 @@ def operator_view(
     `roles` lists the membership roles allowed (others get 403: they are members and
     may know the page exists). `sectors`, when given, limits the view to operators of
     those sectors; others get a 404, as if the feature did not exist for them.
+    The operator's time zone is active while the view runs and renders.
     """
     allowed_roles = frozenset(roles)
     allowed_sectors = frozenset(sectors) if sectors is not None else None
@@ -49,7 +51,16 @@ def operator_view(
             request.operator = membership.operator
             if request.session.get("operator_slug") != operator_slug:  # avoid a session write per request
                 request.session["operator_slug"] = operator_slug
-            return func(request, *args, **kwargs)
+            # Operator pages show times in the organisation's zone (portal/timefmt.py); the
+            # zone is reset afterwards so it never leaks into the next request of this thread.
+            timezone.activate(membership.operator.timezone)
+            try:
+                response = func(request, *args, **kwargs)
+                if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                    response.render()  # a TemplateResponse renders while the zone is active
+                return response
+            finally:
+                timezone.deactivate()
 
         wrapped.operator_roles = allowed_roles
         wrapped.operator_sectors = allowed_sectors

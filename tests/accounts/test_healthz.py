@@ -1,4 +1,6 @@
 import pytest
+from django.contrib.staticfiles import finders
+from django.templatetags.static import static
 from django.urls import reverse
 
 from portal.celery import app as celery_app
@@ -21,3 +23,24 @@ def test_healthz_is_503_when_the_broker_is_down(client, settings, monkeypatch):
     assert response.status_code == 503
     assert response.json()["broker"] == "down"
     assert response.json()["database"] == "ok"
+
+
+def test_healthz_answers_plain_http_while_pages_redirect_to_https(client, settings):
+    # Load balancers probe over plain HTTP inside the network: a redirect would mark the portal down.
+    settings.SECURE_SSL_REDIRECT = True
+
+    probe = client.get("/healthz")
+    page = client.get("/login/")
+
+    assert probe.status_code == 200 and probe.json()["database"] == "ok"
+    assert page.status_code == 301 and page["Location"].startswith("https://")
+
+
+def test_favicon_ico_leads_to_the_icon(client):
+    response = client.get("/favicon.ico")
+
+    # The static files are served by WhiteNoise in production; here the finder shows the file exists.
+    assert response.status_code == 301
+    assert response["Location"] == static("img/favicon.svg")
+    with open(finders.find("img/favicon.svg"), "rb") as icon:
+        assert b"<svg" in icon.read()

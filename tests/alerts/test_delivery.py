@@ -195,8 +195,8 @@ def test_the_email_transport_writes_the_alert_in_the_authoritys_language(operato
     deliver(delivery_id=delivery.pk)
     [message] = mail.outbox
     assert message.to == ["csirt@bssn.example.org"]
-    assert "Incident submitted" in message.subject and operator.name in message.subject
-    assert "incident.reference: INC-9" in message.body
+    assert "[INC-9] Incident submitted" in message.subject and operator.name in message.subject
+    assert "INC-9" in message.body and "incident.reference" not in message.body
     html = message.alternatives[0]
     assert "INC-9" in html[0] and html[1] == "text/html"
     name, content, mimetype = message.attachments[0]

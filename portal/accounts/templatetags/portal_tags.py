@@ -32,3 +32,11 @@ def zoned_utc(value, zone=None) -> str:
     from portal.timefmt import format_zoned_with_utc
 
     return format_zoned_with_utc(value, zone or None)
+
+
+@register.filter
+def zoned_short(value, zone=None) -> str:
+    """Like `zoned`, in the short date format (tables): `{{ t|zoned_short }}`."""
+    from portal.timefmt import format_zoned
+
+    return format_zoned(value, zone or None, fmt="SHORT_DATETIME_FORMAT")

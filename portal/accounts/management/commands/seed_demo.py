@@ -5,11 +5,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from portal.accounts.demo import DEMO_OPERATORS, DEMO_STAFF, demo_email, demo_totp_secret, seed_demo
+from portal.demo_activity import seed_demo_activity
 
 
 class Command(BaseCommand):
     help = (
-        "Create the demo organisations and accounts (idempotent). The password comes from "
+        "Create the demo organisations, accounts and activity (idempotent). The password comes from "
         "DEMO_PASSWORD, or is generated once, kept in var/demo-password and printed."
     )
 
@@ -26,10 +27,13 @@ class Command(BaseCommand):
                 path.chmod(0o600)
             source = str(path.relative_to(settings.BASE_DIR))
         created = seed_demo(password=password)
+        activity = seed_demo_activity()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready ({created['operators']} organisations and "
-                f"{created['users']} accounts created)."
+                f"{created['users']} accounts created; "
+                f"{activity['incidents']} incidents, {activity['policies']} privacy policies and "
+                f"{activity['flags']} suspected-case flags added)."
             )
         )
         self.stdout.write(f"Demo password for every account below (from {source}): {password}")
