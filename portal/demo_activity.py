@@ -23,7 +23,7 @@ from consent.models import ConsentState, ImportStatus, PolicyVersion, Purpose
 from incidents import services as incident_services
 from incidents.cases import services as case_services
 from incidents.cases.models import CaseDefinition, CaseFlag
-from incidents.cases.seed import WHO_2022, seed_case_definitions
+from incidents.cases.seed import WHO_2020, WHO_2022, seed_case_definitions
 from incidents.models import CommentKind, Incident, ReportKind, Status
 from incidents.seed import seed_deadline_rules
 from portal.accounts.models import Operator, User
@@ -278,8 +278,8 @@ def _seed_cases() -> int:
     created = 0
     today = case_services.local_today(operator)
     for definition, consultation, age_band, sex in (
-        (CaseDefinition.objects.get(is_default=True), "DEMO-KONS-0001", "30-44", "female"),
-        (CaseDefinition.objects.get(is_default=True), "DEMO-KONS-0002", "60-69", "male"),
+        (CaseDefinition.objects.get(code=WHO_2020), "DEMO-KONS-0001", "30-44", "female"),
+        (CaseDefinition.objects.get(code=WHO_2020), "DEMO-KONS-0002", "60-69", "male"),
         (CaseDefinition.objects.get(code=WHO_2022), "DEMO-KONS-0003", "18-29", "female"),
     ):
         index = case_services.consultation_index(operator, consultation)
