@@ -1,8 +1,8 @@
 """Multi-step writes and reads of privacy policies and the consent ledger.
 
-Ledger writers take the operator's chain head row lock (`select_for_update`) inside
-their transaction and compute each event's hash from the locked head, so two writers
-at once still form one valid chain (DESIGN.md, "Chains and counters under concurrency").
+The chain itself (head lock, next event, checkpoints, verification) is in
+`consent/ledger.py`; `lock_head` and `verify_ledger` are re-exported here for callers
+that still import them from this module.
 """
 
 import hashlib
@@ -25,21 +25,17 @@ from django.utils.translation import gettext as _
 from portal.audit.services import record
 from portal.crypto import Kind, NormalisationError, blind_index
 
+# Re-exported: the importer and older callers import these from here.
+from .ledger import LedgerBreak, lock_head, next_event, save_head, verify_ledger  # noqa: F401
 from .models import (
-    CANONICAL_FIELDS,
-    GENESIS_HASH,
     ActorType,
     ConsentEvent,
     ConsentImport,
     ConsentState,
     ImportStatus,
-    LedgerHead,
     PolicyStatus,
     PolicyVersion,
     Purpose,
-    canonical_bytes,
-    chain_hash,
-    stop_processing_deadline,
 )
 
 # --- Subject identifiers -----------------------------------------------------------
@@ -256,23 +252,6 @@ def current_policy(operator) -> PolicyVersion | None:
 # --- Appending to the ledger ---------------------------------------------------------
 
 
-def lock_head(operator) -> LedgerHead:
-    """Return the operator's chain head, row-locked until the transaction ends."""
-    LedgerHead.objects.get_or_create(operator=operator)
-    return LedgerHead.objects.select_for_update().get(operator=operator)
-
-
-def _next_event(*, head: LedgerHead, **values) -> ConsentEvent:
-    """Return the next unsaved event of the chain and advance `head` in memory."""
-    values.setdefault("subject_digest", values.get("subject_index", ""))
-    event = ConsentEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, **values)
-    if event.state == ConsentState.WITHDRAWN:
-        event.stop_processing_by = stop_processing_deadline(event.event_at)
-    event.hash = event.compute_hash()
-    head.last_seq, head.last_hash = event.seq, event.hash
-    return event
-
-
 def record_consent(
     *,
     operator,
@@ -318,7 +297,7 @@ def record_consent(
         head = lock_head(operator)
         events = []
         for code in purpose_codes:
-            event = _next_event(
+            event = next_event(
                 head=head,
                 record_id=uuid.uuid4(),
                 operator=operator,
@@ -337,7 +316,7 @@ def record_consent(
             )
             event.save(force_insert=True)
             events.append(event)
-        LedgerHead.objects.filter(pk=head.pk).update(last_seq=head.last_seq, last_hash=head.last_hash)
+        save_head(head)
         record(
             action="consent.record",
             actor=actor,
@@ -421,61 +400,6 @@ def lookup_subject(
         request=request,
     )
     return SubjectLookup(subject_identifier=subject_identifier.strip(), current=current, history=history)
-
-
-@dataclass(frozen=True)
-class LedgerBreak:
-    operator_id: int
-    seq: int
-    record_id: str
-    reason: str
-
-
-def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]:
-    """Yield the first break of each operator's chain (or of `operator`'s); nothing if intact.
-
-    `deep` also decrypts each identifier and checks it against its blind index, which
-    catches a ciphertext swapped in from another row (the hash covers the index as it
-    was written, `subject_digest`; the lookup index `subject_index` may since have been
-    recomputed under a rotated key).
-    """
-    if operator is not None:
-        operator_ids = [operator.pk]
-    else:
-        operator_ids = list(ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct())
-    for operator_id in sorted(operator_ids):
-        # Plain tuples, not model instances: the chain is read in full, so this is the
-        # loop that decides how long verification takes.
-        fields = (*CANONICAL_FIELDS, "prev_hash", "hash")
-        if deep:
-            fields += ("subject_identifier", "subject_index")
-        rows = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq").values_list(*fields)
-        count = len(CANONICAL_FIELDS)
-        seq_at = CANONICAL_FIELDS.index("seq")
-        id_at = CANONICAL_FIELDS.index("record_id")
-        prev_hash, expected_seq = GENESIS_HASH, 1
-        broken = None
-        for row in rows.iterator(chunk_size=5000):
-            values, stored_prev, stored_hash = row[:count], row[count], row[count + 1]
-            if values[seq_at] != expected_seq:
-                broken = (values, f"expected sequence {expected_seq}")
-            elif stored_prev != prev_hash:
-                broken = (values, "previous hash does not match")
-            elif chain_hash(stored_prev, canonical_bytes(values)) != stored_hash:
-                broken = (values, "content does not match its hash")
-            elif deep and subject_index(row[count + 2]) != row[count + 3]:
-                broken = (values, "identifier does not match its blind index")
-            if broken:
-                break
-            prev_hash, expected_seq = stored_hash, expected_seq + 1
-        if broken is None:
-            head = LedgerHead.objects.filter(operator_id=operator_id).first()
-            last = expected_seq - 1
-            if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
-                yield LedgerBreak(operator_id, last + 1, "", "events missing at the end of the chain")
-            continue
-        values, reason = broken
-        yield LedgerBreak(operator_id, values[seq_at], str(values[id_at]), reason)
 
 
 def ledger_size(operator) -> int:

@@ -1,0 +1,288 @@
+"""The consent ledger's chain: appending under the head lock, checkpoints, verification.
+
+Writers take the operator's chain head row lock (`lock_head`) inside their
+transaction, build each event from the locked head (`next_event`) and store the new
+head with its MAC (`save_head`), so two writers at once still form one valid chain
+(DESIGN.md, "Chains and counters under concurrency").
+
+Each operator's ledger is also a Merkle tree (stream `consent/<operator id>`) whose
+signed checkpoints are witnessed outside the database (portal/audit/checkpoints.py);
+`verify_ledger` compares the database with the latest witnessed checkpoint.
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from hashlib import sha256
+
+from django.db import connection, transaction
+
+from portal.audit.checkpoints import (
+    CheckpointRefused,
+    compare_with_witness,
+    head_is_authentic,
+    make_checkpoint,
+)
+from portal.audit.models import Checkpoint
+from portal.crypto import Kind, blind_index
+from portal.transparency import default_store, head_mac
+
+from .models import (
+    CANONICAL_FIELDS,
+    GENESIS_HASH,
+    ConsentEvent,
+    ConsentState,
+    LedgerHead,
+    canonical_bytes,
+    canonical_json,
+    stop_processing_deadline,
+)
+
+logger = logging.getLogger(__name__)
+
+STREAM_PREFIX = "consent/"
+
+
+def stream_name(operator_id: int) -> str:
+    return f"{STREAM_PREFIX}{operator_id}"
+
+
+# --- Appending -----------------------------------------------------------------------
+
+
+def lock_head(operator) -> LedgerHead:
+    """Return the operator's chain head, row-locked until the transaction ends."""
+    LedgerHead.objects.get_or_create(operator=operator)
+    return LedgerHead.objects.select_for_update().get(operator=operator)
+
+
+def next_event(*, head: LedgerHead, **values) -> ConsentEvent:
+    """Return the next unsaved event of the chain and advance `head` in memory."""
+    values.setdefault("subject_digest", values.get("subject_index", ""))
+    event = ConsentEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, **values)
+    if event.state == ConsentState.WITHDRAWN:
+        event.stop_processing_by = stop_processing_deadline(event.event_at)
+    event.hash = event.compute_hash()
+    head.last_seq, head.last_hash = event.seq, event.hash
+    return event
+
+
+def save_head(head: LedgerHead) -> None:
+    """Store the (locked) head as advanced in memory, with its MAC."""
+    head.mac = head_mac(stream_name(head.pk), head.last_seq, head.last_hash)
+    LedgerHead.objects.filter(pk=head.pk).update(
+        last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac
+    )
+
+
+# --- Checkpoints ---------------------------------------------------------------------
+
+
+def _leaf_reader(operator_id: int):
+    def read(start: int, end: int) -> Iterator[bytes]:
+        hashes = (
+            ConsentEvent.objects.filter(operator_id=operator_id, seq__gt=start, seq__lte=end)
+            .order_by("seq")
+            .values_list("hash", flat=True)
+        )
+        return (bytes.fromhex(h) for h in hashes.iterator(chunk_size=20000))
+
+    return read
+
+
+def checkpoint_ledger(*, operator_id: int) -> Checkpoint | None:
+    """Sign and witness a checkpoint of the operator's ledger if it grew; return it.
+
+    Called by beat and once at the end of every import (never per event). Refuses
+    (CheckpointRefused) a head that was moved outside the application: signing it
+    would vouch for a forged append.
+    """
+    from portal.accounts.models import Operator
+
+    operator = Operator.objects.filter(pk=operator_id).first()
+    with transaction.atomic():
+        head = LedgerHead.objects.select_for_update().filter(operator_id=operator_id).first()
+        if head is None:
+            return None
+        stream = stream_name(operator_id)
+        if not head_is_authentic(
+            stream=stream, last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac
+        ):
+            raise CheckpointRefused(f"the head of {stream} was changed outside the application")
+        return make_checkpoint(
+            stream=stream, size=head.last_seq, read_leaves=_leaf_reader(operator_id), operator=operator
+        )
+
+
+def checkpoint_ledgers() -> int:
+    """Checkpoint every ledger that grew since its last checkpoint; return how many were made.
+
+    A refused ledger is logged and skipped (verify_ledger names what is wrong); the
+    others still get their checkpoints.
+    """
+    made = 0
+    for operator_id in LedgerHead.objects.filter(last_seq__gt=0).values_list("operator_id", flat=True):
+        try:
+            made += checkpoint_ledger(operator_id=operator_id) is not None
+        except CheckpointRefused as exc:
+            logger.error("consent ledger of operator %s not checkpointed: %s", operator_id, exc)
+    return made
+
+
+# --- Verification --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerBreak:
+    operator_id: int
+    seq: int
+    record_id: str
+    reason: str
+
+
+# The canonical text of each event, built by PostgreSQL (the same text as
+# ConsentEvent.canonical() minus evidence and import key, which Python appends).
+# Verifying a million events is then a read and one SHA-256 per row.
+_CANONICAL_SQL = """
+SELECT seq, record_id::text, prev_hash, hash,
+       concat_ws(E'\\x1f', operator_id::text, seq::text, record_id::text, subject_digest, purpose_code,
+                 policy_version_id::text, state, method, actor_type, coalesce(recorded_by_id::text, ''),
+                 (extract(epoch FROM event_at) * 1000000)::bigint::text,
+                 (extract(epoch FROM recorded_at) * 1000000)::bigint::text,
+                 coalesce(((extract(epoch FROM expires_at) * 1000000)::bigint)::text, ''),
+                 coalesce(((extract(epoch FROM stop_processing_by) * 1000000)::bigint)::text, '')),
+       evidence::text, coalesce(import_key::text, '')
+FROM consent_consentevent WHERE operator_id = %s ORDER BY seq
+"""
+
+
+def _evidence_text(text: str | None) -> str:
+    if text is None or text == "{}":
+        return "" if text is None else "{}"
+    value = json.loads(text)
+    if value is None:
+        return ""
+    return canonical_json(value) if isinstance(value, dict) else str(value)
+
+
+def _rows_sql(operator_id: int) -> Iterator[tuple[int, str, bytes, str, str]]:
+    """Yield (seq, record_id, canonical bytes, prev_hash, hash), read with a server-side cursor."""
+    with transaction.atomic(), connection.cursor() as outer:
+        cursor = outer.connection.cursor(name=f"verify_ledger_{operator_id}")
+        try:
+            cursor.itersize = 20000
+            cursor.execute(_CANONICAL_SQL, [operator_id])
+            for seq, record_id, prev, digest, head, evidence, key in cursor:
+                yield seq, record_id, f"{head}\x1f{_evidence_text(evidence)}\x1f{key}".encode(), prev, digest
+        finally:
+            cursor.close()
+
+
+def _rows_orm(operator_id: int, deep: bool) -> Iterator[tuple[int, str, bytes, str, str]]:
+    fields = (*CANONICAL_FIELDS, "prev_hash", "hash")
+    if deep:
+        fields += ("subject_identifier", "subject_index")
+    count = len(CANONICAL_FIELDS)
+    seq_at, id_at = CANONICAL_FIELDS.index("seq"), CANONICAL_FIELDS.index("record_id")
+    rows = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq").values_list(*fields)
+    for row in rows.iterator(chunk_size=5000):
+        values = row[:count]
+        if deep and blind_index(Kind.IDENTIFIER, row[count + 2].strip()) != row[count + 3]:
+            # Reported as a content break of its own kind (see verify_ledger).
+            yield values[seq_at], str(values[id_at]), b"", "", "deep"
+            continue
+        yield values[seq_at], str(values[id_at]), canonical_bytes(values), row[count], row[count + 1]
+
+
+def _operator_ids() -> list[int]:
+    """Return every operator that has, or ever had, a ledger: events, a head or a checkpoint."""
+    ids = set(ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct())
+    ids |= set(LedgerHead.objects.values_list("operator_id", flat=True))
+    streams = set(
+        Checkpoint.objects.filter(stream__startswith=STREAM_PREFIX).values_list("stream", flat=True)
+    )
+    streams |= {s for s in default_store().streams() if s.startswith(STREAM_PREFIX)}
+    ids |= {int(s.removeprefix(STREAM_PREFIX)) for s in streams if s.removeprefix(STREAM_PREFIX).isdigit()}
+    return sorted(ids)
+
+
+def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]:
+    """Yield what is wrong with each operator's ledger (or `operator`'s); nothing if intact.
+
+    Checks, per operator: the hash chain (sequence, links, content), the head row
+    (same end as the chain, MAC intact), and the chain against the latest witnessed
+    checkpoint (first event that differs, events missing since it). Without
+    `operator`, every operator that ever had a ledger is checked, also one whose
+    events are all gone. `deep` also decrypts each identifier and checks it against
+    its blind index (catches a ciphertext swapped in from another row).
+    """
+    operator_ids = [operator.pk] if operator is not None else _operator_ids()
+    for operator_id in operator_ids:
+        yield from _verify_one(operator_id, deep=deep)
+
+
+def _verify_one(operator_id: int, *, deep: bool) -> Iterator[LedgerBreak]:
+    stream = stream_name(operator_id)
+    if connection.vendor == "postgresql" and not deep:
+        rows = _rows_sql(operator_id)
+    else:
+        rows = _rows_orm(operator_id, deep)
+    prev_hash, expected_seq, broken = GENESIS_HASH, 1, None
+    leaves: list[bytes] = []
+    for seq, record_id, canonical, stored_prev, stored_hash in rows:
+        if seq != expected_seq:
+            broken = LedgerBreak(operator_id, seq, record_id, f"expected sequence {expected_seq}")
+        elif stored_hash == "deep":
+            broken = LedgerBreak(operator_id, seq, record_id, "identifier does not match its blind index")
+        elif stored_prev != prev_hash:
+            broken = LedgerBreak(operator_id, seq, record_id, "previous hash does not match")
+        elif sha256(stored_prev.encode() + canonical).hexdigest() != stored_hash:
+            broken = LedgerBreak(operator_id, seq, record_id, "content does not match its hash")
+        if broken:
+            rows.close()
+            break
+        leaves.append(bytes.fromhex(stored_hash))
+        prev_hash, expected_seq = stored_hash, expected_seq + 1
+    if broken is not None:
+        yield broken
+        return
+    last = expected_seq - 1
+    head = LedgerHead.objects.filter(operator_id=operator_id).first()
+    checkpoint, findings = compare_with_witness(stream=stream, leaves=leaves)
+    for finding in findings:
+        yield LedgerBreak(operator_id, finding.seq or 0, "", finding.reason)
+    if findings:
+        return
+    if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
+        if head.last_seq > last:
+            reason = (
+                f"{head.last_seq - last} events missing at the end of the chain (head at {head.last_seq})"
+            )
+        else:
+            reason = f"events after the head (seq {head.last_seq}) were added outside the application"
+        yield LedgerBreak(operator_id, min(last, head.last_seq) + 1, "", reason)
+    elif head is not None and not head_is_authentic(
+        stream=stream, last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac
+    ):
+        since = checkpoint.size if checkpoint is not None else 0
+        yield LedgerBreak(
+            operator_id,
+            since + 1,
+            "",
+            f"the head was moved outside the application: events after seq {since} are not authenticated",
+        )
+    elif head is None and last:
+        yield LedgerBreak(operator_id, 1, "", "the chain head is missing")
+
+
+def checkpoint_after_import(*, operator_id: int) -> None:
+    """Checkpoint the ledger after a committed import; a refusal is logged, not raised.
+
+    The import itself is committed and stays; beat retries the checkpoint, and
+    verify_ledger names whatever made it refuse.
+    """
+    try:
+        checkpoint_ledger(operator_id=operator_id)
+    except CheckpointRefused as exc:
+        logger.error("consent ledger of operator %s not checkpointed after import: %s", operator_id, exc)
