@@ -36,6 +36,7 @@ from .models import (
     LedgerHead,
     canonical_bytes,
     canonical_json,
+    chain_hash,
     stop_processing_deadline,
 )
 
@@ -128,6 +129,21 @@ def checkpoint_ledgers() -> int:
         except CheckpointRefused as exc:
             logger.error("consent ledger of operator %s not checkpointed: %s", operator_id, exc)
     return made
+
+
+def event_is_sound(*, operator_id: int, values: tuple, prev_hash: str, stored_hash: str) -> bool:
+    """Return False when an event (CANONICAL_FIELDS values) does not give its hash, or
+    its hash is not the leaf the checkpoint store witnessed at its position.
+
+    One SHA-256 and one 32-byte read from the store: cheap enough for every consent
+    check. An event newer than the latest checkpoint has no witnessed leaf yet and is
+    judged by its own hash only (verify_ledger checks the head MAC for those).
+    """
+    if chain_hash(prev_hash, canonical_bytes(values)) != stored_hash:
+        return False
+    seq = values[CANONICAL_FIELDS.index("seq")]
+    witnessed = default_store().read_leaf(stream_name(operator_id), seq - 1)
+    return witnessed is None or witnessed == bytes.fromhex(stored_hash)
 
 
 # --- Verification --------------------------------------------------------------------

@@ -8,6 +8,7 @@ that still import them from this module.
 import hashlib
 import hmac
 import io
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from portal.audit.services import record
 from portal.crypto import Kind, NormalisationError, blind_index
 
 # Re-exported: the importer and older callers import these from here.
-from .ledger import LedgerBreak, lock_head, next_event, save_head, verify_ledger  # noqa: F401
+from .ledger import LedgerBreak, event_is_sound, lock_head, next_event, save_head, verify_ledger  # noqa: F401
 from .models import (
+    CANONICAL_FIELDS,
     ActorType,
     ConsentEvent,
     ConsentImport,
@@ -37,6 +39,11 @@ from .models import (
     PolicyVersion,
     Purpose,
 )
+
+logger = logging.getLogger(__name__)
+SEQ_AT = CANONICAL_FIELDS.index("seq")
+STATE_AT = CANONICAL_FIELDS.index("state")
+EXPIRES_AT = CANONICAL_FIELDS.index("expires_at")
 
 # --- Subject identifiers -----------------------------------------------------------
 
@@ -66,6 +73,8 @@ def has_current_consent(
 
     The subject is found by blind index, so nothing is decrypted. Events after `at`
     (default: now) are ignored, so the answer is the state as it was at that time.
+    A "given" event whose content no longer gives its hash, or whose hash is not the
+    one the checkpoint store witnessed, counts as no consent (and is logged).
     """
     at = at or timezone.now()
     try:
@@ -77,13 +86,23 @@ def has_current_consent(
             operator=operator, subject_index=index, purpose_code=purpose_code, event_at__lte=at
         )
         .order_by("-event_at", "-seq")
-        .values_list("state", "expires_at")
+        .values_list(*CANONICAL_FIELDS, "prev_hash", "hash")
         .first()
     )
     if latest is None:
         return False
-    state, expires_at = latest
-    return state == ConsentState.GIVEN and (expires_at is None or expires_at > at)
+    values, prev_hash, stored_hash = latest[:-2], latest[-2], latest[-1]
+    state, expires_at = values[STATE_AT], values[EXPIRES_AT]
+    if state != ConsentState.GIVEN or (expires_at is not None and expires_at <= at):
+        return False
+    # A "given" that was rewritten in the database (its hash, or the leaf the checkpoint
+    # store witnessed, disagrees) is not consent.
+    if not event_is_sound(
+        operator_id=operator.pk, values=values, prev_hash=prev_hash, stored_hash=stored_hash
+    ):
+        logger.error("consent event %s of operator %s fails its integrity check", values[SEQ_AT], operator.pk)
+        return False
+    return True
 
 
 # --- Privacy policies ----------------------------------------------------------------

@@ -438,6 +438,17 @@ class CheckpointStore:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def read_leaf(self, stream: str, index: int) -> bytes | None:
+        """Return witnessed leaf `index` (0-based), or None when the store has none there."""
+        path = self._dir(stream) / "leaves"
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(index * LEAF_SIZE)
+                leaf = fh.read(LEAF_SIZE)
+        except OSError:
+            return None
+        return leaf if len(leaf) == LEAF_SIZE else None
+
     def read_leaves(self, stream: str, count: int) -> Iterator[bytes]:
         """Yield the first `count` witnessed leaves (fewer if the file is shorter)."""
         path = self._dir(stream) / "leaves"

@@ -1,0 +1,100 @@
+"""Signed checkpoints of the consent ledger: one per import, by beat when it grew, witnessed."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from jsonschema import Draft202012Validator, FormatChecker
+
+from consent import ledger, services, tasks
+from portal import transparency
+from portal.alerts.models import Alert, EventType
+from portal.alerts.seed import BSSN, seed_authorities
+from portal.audit.models import Checkpoint
+from tests.alerts.test_payload_schemas import schema_for
+from tests.consent.helpers import give, published_version
+from tests.consent.test_import import _csv, _rows
+
+pytestmark = pytest.mark.django_db
+
+
+def import_rows(operator, tmp_path, rows, name):
+    path = tmp_path / name
+    path.write_bytes(_csv(rows))
+    call_command("import_consents", str(path), "--operator", operator.slug, "--no-progress")
+
+
+def test_an_import_ends_with_one_checkpoint_kept_witnessed_and_sent_to_bssn(
+    operator, tmp_path, checkpoint_store, django_capture_on_commit_callbacks
+):
+    seed_authorities()
+    published_version(operator)
+    rows = _rows(300)
+    with django_capture_on_commit_callbacks(execute=True):
+        import_rows(operator, tmp_path, rows[:200], "a.csv")
+    stream = ledger.stream_name(operator.pk)
+    first = Checkpoint.objects.get(stream=stream)
+    assert (first.number, first.size) == (1, 200)
+
+    # The store outside the database holds the same signed checkpoint and the 200 leaves.
+    store = transparency.CheckpointStore(checkpoint_store)
+    [stored] = store.checkpoints(stream)
+    assert stored.root_hash == first.root_hash and stored.signature_valid(transparency.verification_keys())
+    assert store.leaf_count(stream) == 200
+
+    # BSSN receives it through the alert pipeline, as the documented schema says.
+    alert = Alert.objects.get(event_type=EventType.LEDGER_CHECKPOINT)
+    assert [d.authority.code for d in alert.deliveries.select_related("authority")] == [BSSN]
+    envelope = json.loads(alert.body)
+    Draft202012Validator(schema_for("ledger.checkpoint"), format_checker=FormatChecker()).validate(envelope)
+    assert (
+        envelope["data"]["root_hash"] == first.root_hash
+        and envelope["data"]["operator"]["slug"] == operator.slug
+    )
+
+    # The next import makes checkpoint 2, with a proof that the log only grew.
+    with django_capture_on_commit_callbacks(execute=True):
+        import_rows(operator, tmp_path, rows[200:], "b.csv")
+    second = store.checkpoints(stream)[-1]
+    assert (second.number, second.size, second.previous_size) == (2, 300, 200)
+    assert second.previous_root == first.root_hash and second.extends_previous()
+    assert list(services.verify_ledger(operator=operator)) == []
+
+
+def test_beat_checkpoints_a_ledger_only_when_it_grew(operator):
+    give(operator, "subject-1")
+    give(operator, "subject-2")
+    assert tasks.checkpoint_ledgers_task() == 1
+    assert tasks.checkpoint_ledgers_task() == 0
+    give(operator, "subject-3")
+    assert tasks.checkpoint_ledgers_task() == 1
+    assert list(
+        Checkpoint.objects.filter(stream=ledger.stream_name(operator.pk)).values_list("size", flat=True)
+    ) == [
+        3,
+        2,
+    ]
+
+
+def test_without_a_signing_key_nothing_is_signed(operator, settings):
+    give(operator, "subject-1")
+    settings.CHECKPOINT_SIGNING_KEY = ""
+    assert ledger.checkpoint_ledger(operator_id=operator.pk) is None
+    assert not Checkpoint.objects.exists()
+
+
+def test_after_key_rotation_old_checkpoints_verify_with_the_kept_public_key(operator, settings, capsys):
+    give(operator, "subject-1")
+    old_key = transparency.signing_key()
+    ledger.checkpoint_ledger(operator_id=operator.pk)
+    settings.CHECKPOINT_SIGNING_KEY = transparency.generate_signing_key()
+    with pytest.raises(CommandError):
+        call_command("verify_ledger")
+    assert "checkpoint 1 in the store has no valid signature" in capsys.readouterr().err
+
+    raw = transparency.public_raw(old_key.public_key())
+    settings.CHECKPOINT_VERIFY_KEYS = [transparency.base64.urlsafe_b64encode(raw).decode()]
+    give(operator, "subject-2")  # written under the new key, checkpointed with it
+    assert ledger.checkpoint_ledger(operator_id=operator.pk).number == 2
+    call_command("verify_ledger")
+    assert "intact: 2 events" in capsys.readouterr().out
