@@ -12,6 +12,8 @@ signed checkpoints are witnessed outside the database (portal/audit/checkpoints.
 
 import json
 import logging
+import re
+from binascii import unhexlify
 from collections.abc import Iterator
 from dataclasses import dataclass
 from hashlib import sha256
@@ -157,20 +159,36 @@ class LedgerBreak:
     reason: str
 
 
-# The canonical text of each event, built by PostgreSQL (the same text as
-# ConsentEvent.canonical() minus evidence and import key, which Python appends).
-# Verifying a million events is then a read and one SHA-256 per row.
-_CANONICAL_SQL = """
-SELECT seq, record_id::text, prev_hash, hash,
-       concat_ws(E'\\x1f', operator_id::text, seq::text, record_id::text, subject_digest, purpose_code,
-                 policy_version_id::text, state, method, actor_type, coalesce(recorded_by_id::text, ''),
-                 (extract(epoch FROM event_at) * 1000000)::bigint::text,
-                 (extract(epoch FROM recorded_at) * 1000000)::bigint::text,
-                 coalesce(((extract(epoch FROM expires_at) * 1000000)::bigint)::text, ''),
-                 coalesce(((extract(epoch FROM stop_processing_by) * 1000000)::bigint)::text, '')),
-       evidence::text, coalesce(import_key::text, '')
-FROM consent_consentevent WHERE operator_id = %s ORDER BY seq
+# Each event as PostgreSQL's COPY writes it, tab-separated: seq, hash, then the bytes
+# the hash covers in three parts — prev_hash and the canonical text up to the evidence,
+# the evidence as stored (made canonical in Python), the import key — so verifying a
+# million events is one streamed read and one SHA-256 per event. The canonical text is
+# the same as ConsentEvent.canonical() (the tests verify chains written both ways).
+_COPY_SQL = """
+COPY (
+    SELECT seq, hash,
+           prev_hash || concat_ws(E'\\x1f', operator_id::text, seq::text, record_id::text, subject_digest,
+                     purpose_code, policy_version_id::text, state, method, actor_type,
+                     coalesce(recorded_by_id::text, ''),
+                     (extract(epoch FROM event_at) * 1000000)::bigint::text,
+                     (extract(epoch FROM recorded_at) * 1000000)::bigint::text,
+                     coalesce(((extract(epoch FROM expires_at) * 1000000)::bigint)::text, ''),
+                     coalesce(((extract(epoch FROM stop_processing_by) * 1000000)::bigint)::text, ''))
+                     || E'\\x1f',
+           evidence::text,
+           E'\\x1f' || coalesce(import_key::text, '')
+    FROM consent_consentevent WHERE operator_id = {operator_id} ORDER BY seq
+) TO STDOUT
 """
+_COPY_ESCAPES = {
+    b"\\\\": b"\\",
+    b"\\t": b"\t",
+    b"\\n": b"\n",
+    b"\\r": b"\r",
+    b"\\b": b"\b",
+    b"\\f": b"\f",
+    b"\\v": b"\v",
+}
 
 
 def _evidence_text(text: str | None) -> str:
@@ -182,17 +200,66 @@ def _evidence_text(text: str | None) -> str:
     return canonical_json(value) if isinstance(value, dict) else str(value)
 
 
-def _rows_sql(operator_id: int) -> Iterator[tuple[int, str, bytes, str, str]]:
-    """Yield (seq, record_id, canonical bytes, prev_hash, hash), read with a server-side cursor."""
-    with transaction.atomic(), connection.cursor() as outer:
-        cursor = outer.connection.cursor(name=f"verify_ledger_{operator_id}")
-        try:
-            cursor.itersize = 20000
-            cursor.execute(_CANONICAL_SQL, [operator_id])
-            for seq, record_id, prev, digest, head, evidence, key in cursor:
-                yield seq, record_id, f"{head}\x1f{_evidence_text(evidence)}\x1f{key}".encode(), prev, digest
-        finally:
-            cursor.close()
+def _unescape_copy(field: bytes) -> bytes:
+    """Undo COPY's text-format escaping (only evidence can contain a backslash)."""
+    return re.sub(rb"\\[\\tnrbfv]", lambda m: _COPY_ESCAPES[m.group(0)], field)
+
+
+def _walk_copy(operator_id: int) -> tuple[list[bytes], LedgerBreak | None]:
+    """Check the chain of one operator on PostgreSQL; return (leaves, first break or None)."""
+    leaves: list[bytes] = []
+    canonical_evidence: dict[bytes, bytes] = {}
+    expected_seq, prev = 1, GENESIS_HASH.encode()
+    broken: tuple[int, str] | None = None
+    sql = _COPY_SQL.format(operator_id=int(operator_id))
+    with connection.cursor() as outer, outer.cursor.copy(sql) as copy:
+        rest = b""
+        for block in copy:
+            lines = (rest + bytes(block)).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                seq, stored, head, evidence, tail = line.split(b"\t")
+                if b"\\" in line:
+                    head, evidence, tail = (
+                        _unescape_copy(head),
+                        _unescape_copy(evidence),
+                        _unescape_copy(tail),
+                    )
+                # Evidence repeats (the same banner or form version for many events): its
+                # canonical text is computed once per distinct value, in a bounded cache.
+                text = canonical_evidence.get(evidence)
+                if text is None:
+                    if len(canonical_evidence) > 50_000:
+                        canonical_evidence.clear()
+                    raw = None if evidence == b"\\N" else evidence.decode()
+                    text = canonical_evidence[evidence] = _evidence_text(raw).encode()
+                reason = None
+                if int(seq) != expected_seq:
+                    reason = f"expected sequence {expected_seq}"
+                elif head[:64] != prev:
+                    reason = "previous hash does not match"
+                elif sha256(head + text + tail).hexdigest().encode() != stored:
+                    reason = "content does not match its hash"
+                if reason is not None:
+                    broken = (int(seq), reason)
+                    break
+                leaves.append(unhexlify(stored))
+                prev, expected_seq = stored, expected_seq + 1
+            if broken is not None:
+                for _ in copy:  # drain the rest: the connection is busy until COPY ends
+                    pass
+                break
+    # Asked only now: the connection is free again once COPY has ended.
+    return leaves, _break_at(operator_id, *broken) if broken is not None else None
+
+
+def _break_at(operator_id: int, seq: int, reason: str) -> LedgerBreak:
+    record_id = (
+        ConsentEvent.objects.filter(operator_id=operator_id, seq=seq)
+        .values_list("record_id", flat=True)
+        .first()
+    )
+    return LedgerBreak(operator_id, seq, str(record_id or ""), reason)
 
 
 def _rows_orm(operator_id: int, deep: bool) -> Iterator[tuple[int, str, bytes, str, str]]:
@@ -238,31 +305,40 @@ def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]
         yield from _verify_one(operator_id, deep=deep)
 
 
+def _walk_rows(operator_id: int, deep: bool) -> tuple[list[bytes], LedgerBreak | None]:
+    """Check the chain of one operator through the ORM; return (leaves, first break or None)."""
+    prev_hash, expected_seq = GENESIS_HASH, 1
+    leaves: list[bytes] = []
+    rows = _rows_orm(operator_id, deep)
+    for seq, record_id, canonical, stored_prev, stored_hash in rows:
+        reason = None
+        if seq != expected_seq:
+            reason = f"expected sequence {expected_seq}"
+        elif stored_hash == "deep":
+            reason = "identifier does not match its blind index"
+        elif stored_prev != prev_hash:
+            reason = "previous hash does not match"
+        elif sha256(stored_prev.encode() + canonical).hexdigest() != stored_hash:
+            reason = "content does not match its hash"
+        if reason is not None:
+            rows.close()
+            return leaves, LedgerBreak(operator_id, seq, record_id, reason)
+        leaves.append(bytes.fromhex(stored_hash))
+        prev_hash, expected_seq = stored_hash, expected_seq + 1
+    return leaves, None
+
+
 def _verify_one(operator_id: int, *, deep: bool) -> Iterator[LedgerBreak]:
     stream = stream_name(operator_id)
     if connection.vendor == "postgresql" and not deep:
-        rows = _rows_sql(operator_id)
+        leaves, broken = _walk_copy(operator_id)
     else:
-        rows = _rows_orm(operator_id, deep)
-    prev_hash, expected_seq, broken = GENESIS_HASH, 1, None
-    leaves: list[bytes] = []
-    for seq, record_id, canonical, stored_prev, stored_hash in rows:
-        if seq != expected_seq:
-            broken = LedgerBreak(operator_id, seq, record_id, f"expected sequence {expected_seq}")
-        elif stored_hash == "deep":
-            broken = LedgerBreak(operator_id, seq, record_id, "identifier does not match its blind index")
-        elif stored_prev != prev_hash:
-            broken = LedgerBreak(operator_id, seq, record_id, "previous hash does not match")
-        elif sha256(stored_prev.encode() + canonical).hexdigest() != stored_hash:
-            broken = LedgerBreak(operator_id, seq, record_id, "content does not match its hash")
-        if broken:
-            rows.close()
-            break
-        leaves.append(bytes.fromhex(stored_hash))
-        prev_hash, expected_seq = stored_hash, expected_seq + 1
+        leaves, broken = _walk_rows(operator_id, deep)
     if broken is not None:
         yield broken
         return
+    expected_seq = len(leaves) + 1
+    prev_hash = leaves[-1].hex() if leaves else GENESIS_HASH
     last = expected_seq - 1
     head = LedgerHead.objects.filter(operator_id=operator_id).first()
     checkpoint, findings = compare_with_witness(stream=stream, leaves=leaves)

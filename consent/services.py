@@ -39,6 +39,7 @@ from .models import (
     PolicyVersion,
     Purpose,
 )
+from .receipts import RECEIPT_SCHEMA, receipt  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 SEQ_AT = CANONICAL_FIELDS.index("seq")
@@ -426,60 +427,6 @@ def ledger_size(operator) -> int:
 
 
 # --- Receipts and export -------------------------------------------------------------
-
-RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023"
-
-
-def receipt(event: ConsentEvent) -> dict:
-    """Return a consent receipt for one event, with ISO/IEC TS 27560:2023 field names."""
-    version = event.policy_version
-    purpose = version.purposes.filter(code=event.purpose_code).first()
-    site = settings.SITE_URL.rstrip("/")
-    return {
-        "schema_version": RECEIPT_SCHEMA,
-        "record_id": str(event.record_id),
-        "receipt_issued": timezone.now().isoformat(),
-        "pii_principal_id": event.subject_identifier,
-        "pii_controller": {
-            "name": event.operator.name,
-            "id": event.operator.slug,
-            "contact": event.operator.contact_email,
-        },
-        "jurisdiction": "ID",
-        "notice": {
-            "policy_reference": site + version.get_public_url(),
-            "policy_version": version.number,
-            "policy_hash": {"algorithm": "sha256", "value": version.sha256},
-            "language": version.languages(),
-        },
-        "purposes": [
-            {
-                "purpose_id": event.purpose_code,
-                "purpose": purpose.description if purpose else "",
-                "lawful_basis": purpose.legal_basis if purpose else "",
-                "pii_categories": purpose.data_category_list() if purpose else [],
-                "specific_pii": purpose.specific_data if purpose else [],
-                "retention": purpose.retention if purpose else "",
-                "recipients": purpose.recipients if purpose else "",
-                "withdrawal_method": purpose.withdrawal_method if purpose else "",
-            }
-        ],
-        "collection_method": event.method,
-        "consent_actor": event.actor_type,
-        "state": event.state,
-        "event": [
-            {
-                "event_time": event.event_at.isoformat(),
-                "event_type": event.state,
-                "event_state": event.effective_state(),
-                "recorded_time": event.recorded_at.isoformat(),
-            }
-        ],
-        "expiry": event.expires_at.isoformat() if event.expires_at else None,
-        "stop_processing_by": event.stop_processing_by.isoformat() if event.stop_processing_by else None,
-        "evidence": event.evidence,
-        "integrity": {"ledger_sequence": event.seq, "prev_hash": event.prev_hash, "hash": event.hash},
-    }
 
 
 def audit_receipt(*, event: ConsentEvent, actor, request: HttpRequest | None = None) -> None:

@@ -10,16 +10,26 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.accounts.models import ADMIN_ROLES, ALL_ROLES, WRITE_ROLES, Operator
 from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.spreadsheets import csv_cell
+from portal.transparency import verification_keys
 
 from . import services
 from .diff import side_by_side
-from .forms import DiffForm, ImportForm, LookupForm, PolicyVersionForm, PurposeForm, RecordEventForm
+from .forms import (
+    DiffForm,
+    ImportForm,
+    LookupForm,
+    PolicyVersionForm,
+    PurposeForm,
+    ReceiptVerifyForm,
+    RecordEventForm,
+)
 from .models import ConsentEvent, ConsentImport, ImmutableError, ImportStatus, PolicyStatus, PolicyVersion
+from .receipts import receipt_problems
 
 
 def dashboard_panel(request):
@@ -423,3 +433,14 @@ def _public_render(request, operator, version):
         "history": PolicyVersion.objects.for_operator(operator).shown_publicly().order_by("-number"),
     }
     return render(request, "consent/public_policy.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def receipt_verify(request):
+    """Let anyone check a consent receipt against the published keys (no sign-in, no database)."""
+    form = ReceiptVerifyForm(request.POST or None, request.FILES or None)
+    problems = None
+    if request.method == "POST" and form.is_valid():
+        problems = receipt_problems(form.cleaned_data["document"], verification_keys())
+    status = 400 if request.method == "POST" and not form.is_valid() else 200
+    return render(request, "consent/receipt_verify.html", {"form": form, "problems": problems}, status=status)

@@ -44,3 +44,14 @@ def healthz(request):
         **{name: ("ok" if ok else "down") for name, ok in checks.items()},
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+def checkpoint_keys(request):
+    """Publish the public keys that sign checkpoints (current and earlier ones), for anyone."""
+    from portal.transparency import public_keys_document
+
+    response = JsonResponse(public_keys_document())
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
