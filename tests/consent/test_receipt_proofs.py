@@ -10,7 +10,7 @@ from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from jsonschema import Draft202012Validator, FormatChecker
 
 from consent import services
@@ -128,14 +128,20 @@ def test_the_command_checks_a_receipt_without_the_database(
     assert capsys.readouterr().out.count("The receipt is valid.") == 2
     receipt["purposes"][0]["purpose_id"] = PURPOSES[1]
     path.write_text(json.dumps(receipt))
-    with django_assert_num_queries(0), pytest.raises(CommandError, match="invalid"):
+    with (
+        django_assert_num_queries(0),
+        pytest.raises(CommandError, match="invalid"),
+        translation.override("en"),
+    ):
         call_command("verify_receipt", str(path))
     assert "purpose is not the one in the ledger" in capsys.readouterr().err
 
 
 def test_anyone_can_check_a_receipt_on_the_public_page(client, receipt):
     url = reverse("receipt_verify")
-    assert client.get(url).status_code == 200
+    page = client.get(url)  # Bahasa Indonesia by default
+    assert page.status_code == 200 and "Periksa tanda terima persetujuan" in page.content.decode()
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     valid = client.post(url, {"receipt": json.dumps(receipt)})
     assert valid.status_code == 200 and b"Valid receipt" in valid.content
     receipt["state"] = "given" if receipt["state"] != "given" else "withdrawn"
