@@ -208,28 +208,25 @@ def compare_with_witness(
         return None, findings
     latest = checkpoints[-1]
     label = f"checkpoint {latest.number} ({latest.size} events, {latest.timestamp})"
-    # The store's leaves, when they match the signed root, name the first differing event.
+    if len(leaves) >= latest.size and _root_hex(leaves[: latest.size]) == latest.root_hash:
+        return latest, findings  # the database holds exactly the witnessed events
+    # Something differs: the store's leaves, when they match the signed root, name the
+    # first event that does.
     witnessed = list(store.read_leaves(stream, latest.size))
     usable = len(witnessed) == latest.size and _root_hex(witnessed) == latest.root_hash
     if witnessed and not usable:
         findings.append(Finding(stream, None, f"the store's leaves do not match {label}"))
     common = min(len(leaves), latest.size)
-    matches_witness = False
-    if usable:
-        # Equal lists are compared in C; only a difference is looked for event by event.
-        matches_witness = leaves[:common] == witnessed[:common]
-        if not matches_witness:
-            position = next(i for i in range(common) if leaves[i] != witnessed[i])
-            findings.append(
-                Finding(
-                    stream, position + 1, f"event {position + 1} differs from the one witnessed in {label}"
-                )
-            )
+    if usable and leaves[:common] != witnessed[:common]:
+        position = next(i for i in range(common) if leaves[i] != witnessed[i])
+        findings.append(
+            Finding(stream, position + 1, f"event {position + 1} differs from the one witnessed in {label}")
+        )
     if len(leaves) < latest.size:
         findings.append(
             Finding(stream, len(leaves) + 1, f"{latest.size - len(leaves)} events missing since {label}")
         )
-    elif not matches_witness and _root_hex(leaves[: latest.size]) != latest.root_hash and not findings:
+    elif not any(f.seq for f in findings):
         findings.append(
             Finding(stream, None, f"events 1-{latest.size} do not match the root signed in {label}")
         )

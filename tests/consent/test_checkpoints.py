@@ -98,3 +98,13 @@ def test_after_key_rotation_old_checkpoints_verify_with_the_kept_public_key(oper
     assert ledger.checkpoint_ledger(operator_id=operator.pk).number == 2
     call_command("verify_ledger")
     assert "intact: 2 events" in capsys.readouterr().out
+
+
+def test_beat_runs_both_checkpoint_tasks(settings):
+    from importlib import import_module
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    for name in ("consent.tasks.checkpoint_ledgers_task", "portal.audit.tasks.checkpoint_audit_task"):
+        assert name in scheduled
+        module, attribute = name.rsplit(".", 1)
+        assert getattr(import_module(module), attribute).name == name

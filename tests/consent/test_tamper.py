@@ -159,3 +159,28 @@ def test_a_truncated_ledger_is_still_checked_without_arguments(operator, ledger_
     )
     err = verify_fails(capsys)  # no --operator: the store still knows this ledger
     assert f"operator={operator.slug} seq=1" in err and "4 events missing since checkpoint 1" in err
+
+
+def test_a_rewrite_signed_with_the_stolen_key_fails_the_consistency_proof(operator, ledger_of_four, capsys):
+    """An attacker on the application server (with the signing key) rewrites and re-signs everything local."""
+    from portal import transparency
+
+    as_superuser(
+        ("UPDATE consent_consentevent SET state = 'given', stop_processing_by = NULL WHERE record_id = %s",
+         [ledger_of_four[2].record_id]),
+    )  # fmt: skip
+    rechain(operator)
+    leaves = [bytes.fromhex(h) for h in ConsentEvent.objects.filter(operator=operator).order_by("seq")
+              .values_list("hash", flat=True)]  # fmt: skip
+    stream = ledger.stream_name(operator.pk)
+    first = Checkpoint.objects.get(stream=stream)
+    store = transparency.default_store()
+    forged = transparency.sign_checkpoint(
+        key=transparency.signing_key(), stream=stream, number=2, size=4,
+        root_hash=transparency.merkle_root(leaves).hex(), timestamp="2026-11-30T02:00:00+00:00",
+        previous_size=4, previous_root=first.root_hash,
+    )  # fmt: skip
+    store.write_leaves(stream, 0, leaves)  # the local witness rewritten too
+    store.write(forged)
+    err = verify_fails(capsys)
+    assert "checkpoints 1 and 2 disagree" in err
