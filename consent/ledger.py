@@ -109,8 +109,18 @@ def checkpoint_ledger(*, operator_id: int) -> Checkpoint | None:
         if head is None:
             return None
         stream = stream_name(operator_id)
+        done = (
+            Checkpoint.objects.filter(stream=stream)
+            .order_by("-number")
+            .values_list("size", flat=True)
+            .first()
+        )
         if not head_is_authentic(
-            stream=stream, last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac
+            stream=stream,
+            last_seq=head.last_seq,
+            last_hash=head.last_hash,
+            mac=head.mac,
+            checkpointed=done or 0,
         ):
             raise CheckpointRefused(f"the head of {stream} was changed outside the application")
         return make_checkpoint(
@@ -355,7 +365,11 @@ def _verify_one(operator_id: int, *, deep: bool) -> Iterator[LedgerBreak]:
             reason = f"events after the head (seq {head.last_seq}) were added outside the application"
         yield LedgerBreak(operator_id, min(last, head.last_seq) + 1, "", reason)
     elif head is not None and not head_is_authentic(
-        stream=stream, last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac
+        stream=stream,
+        last_seq=head.last_seq,
+        last_hash=head.last_hash,
+        mac=head.mac,
+        checkpointed=checkpoint.size if checkpoint is not None else 0,
     ):
         since = checkpoint.size if checkpoint is not None else 0
         yield LedgerBreak(
