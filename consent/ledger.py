@@ -138,7 +138,7 @@ def checkpoint_ledgers() -> int:
     for operator_id in LedgerHead.objects.filter(last_seq__gt=0).values_list("operator_id", flat=True):
         try:
             made += checkpoint_ledger(operator_id=operator_id) is not None
-        except CheckpointRefused as exc:
+        except (CheckpointRefused, OSError) as exc:  # OSError: the checkpoint store is unwritable
             logger.error("consent ledger of operator %s not checkpointed: %s", operator_id, exc)
     return made
 
@@ -390,5 +390,5 @@ def checkpoint_after_import(*, operator_id: int) -> None:
     """
     try:
         checkpoint_ledger(operator_id=operator_id)
-    except CheckpointRefused as exc:
+    except (CheckpointRefused, OSError) as exc:  # OSError: the checkpoint store is unwritable
         logger.error("consent ledger of operator %s not checkpointed after import: %s", operator_id, exc)

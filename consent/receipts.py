@@ -188,7 +188,7 @@ def ledger_proof(event: ConsentEvent) -> dict:
     checkpoint = latest_checkpoint(stream)
     if checkpoint is None or checkpoint.size < event.seq:
         # Refused: the receipt goes out without a proof; verify_ledger names the reason.
-        with suppress(CheckpointRefused):
+        with suppress(CheckpointRefused, OSError):
             checkpoint_ledger(operator_id=event.operator_id)
         checkpoint = latest_checkpoint(stream)
     doc = {

@@ -294,7 +294,7 @@ def checkpoint_audit_streams() -> int:
     for stream in AuditStream.objects.filter(last_seq__gt=0).values_list("name", flat=True):
         try:
             made += checkpoint_audit(stream=stream) is not None
-        except CheckpointRefused as exc:
+        except (CheckpointRefused, OSError) as exc:  # OSError: the checkpoint store is unwritable
             logger.error("audit stream %s not checkpointed: %s", stream, exc)
     return made
 

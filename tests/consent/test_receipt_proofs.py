@@ -148,6 +148,8 @@ def test_anyone_can_check_a_receipt_on_the_public_page(client, receipt):
     upload = tmp_file(json.dumps(receipt))
     invalid = client.post(url, {"file": upload})
     assert b"Invalid receipt" in invalid.content and b"state is not the one in the ledger" in invalid.content
+    odd = client.post(url, {"receipt": json.dumps({"ledger": {"checkpoint": [1], "inclusion_proof": "zz"}})})
+    assert odd.status_code == 200 and b"Invalid receipt" in odd.content
     garbage = client.post(url, {"receipt": "{not json"})
     assert garbage.status_code == 400 and b"not a JSON document" in garbage.content
 
