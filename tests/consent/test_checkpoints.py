@@ -3,11 +3,13 @@
 import json
 
 import pytest
+from django.core import mail
 from django.core.management import CommandError, call_command
 from jsonschema import Draft202012Validator, FormatChecker
 
 from consent import ledger, services, tasks
 from portal import transparency
+from portal.alerts import services as alert_services
 from portal.alerts.models import Alert, EventType
 from portal.alerts.seed import BSSN, seed_authorities
 from portal.audit.models import Checkpoint
@@ -51,6 +53,10 @@ def test_an_import_ends_with_one_checkpoint_kept_witnessed_and_sent_to_bssn(
         envelope["data"]["root_hash"] == first.root_hash
         and envelope["data"]["operator"]["slug"] == operator.slug
     )
+    for delivery in alert.deliveries.all():
+        alert_services.deliver(delivery_id=delivery.pk)
+    [sent] = [m for m in mail.outbox if "csirt@bssn" in m.to[0]]
+    assert json.loads(sent.attachments[0][1])["data"]["signature"] == first.signature
 
     # The next import makes checkpoint 2, with a proof that the log only grew.
     with django_capture_on_commit_callbacks(execute=True):
@@ -110,3 +116,20 @@ def test_beat_runs_both_checkpoint_tasks(settings):
         assert name in scheduled
         module, attribute = name.rsplit(".", 1)
         assert getattr(import_module(module), attribute).name == name
+
+
+def test_an_audit_checkpoint_reaches_bssn_without_an_operator(operator):
+    from portal.audit.checkpoints import checkpoint_audit
+    from portal.audit.services import record
+
+    seed_authorities()
+    record(action="test.step", operator=operator)
+    checkpoint = checkpoint_audit(stream="main")
+    alert = Alert.objects.get(event_type=EventType.LEDGER_CHECKPOINT)
+    envelope = json.loads(alert.body)
+    Draft202012Validator(schema_for("ledger.checkpoint"), format_checker=FormatChecker()).validate(envelope)
+    assert envelope["data"]["operator"] is None and envelope["data"]["stream"] == "audit/main"
+    for delivery in alert.deliveries.all():
+        alert_services.deliver(delivery_id=delivery.pk)
+    [sent] = mail.outbox
+    assert json.loads(sent.attachments[0][1])["data"]["root_hash"] == checkpoint.root_hash
