@@ -413,6 +413,16 @@ class CheckpointStore:
                 continue
         return sorted(found, key=lambda c: (c.size, c.number))
 
+    def latest(self, stream: str) -> SignedCheckpoint | None:
+        """Return the stream's highest-numbered readable checkpoint (reads one file, not all)."""
+        folder = self._dir(stream)
+        for path in sorted(folder.glob("checkpoint-*.json"), reverse=True) if folder.exists() else []:
+            try:
+                return SignedCheckpoint.from_json(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return None
+
     def write(self, checkpoint: SignedCheckpoint) -> None:
         folder = self._dir(checkpoint.stream)
         folder.mkdir(parents=True, exist_ok=True)

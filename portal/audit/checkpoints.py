@@ -89,25 +89,38 @@ def make_checkpoint(*, stream: str, size: int, read_leaves: LeafReader, operator
     key is configured. Call it inside a transaction holding the stream head's row lock
     (so the events counted are committed and no writer moves the head meanwhile).
     Only the events since the previous checkpoint are read: the previous tree's
-    frontier is kept with it. Raise CheckpointRefused when the database holds fewer
-    checkpoints or events than were witnessed: signing on top would hide the loss.
+    frontier is kept with it. When the database lost checkpoint rows that the store
+    still holds, resume from the store's latest if the events still give its root.
+    Raise CheckpointRefused when they do not, or events are missing: signing on top
+    would hide the loss.
     """
     key = signing_key()
     if key is None:
         logger.warning("no CHECKPOINT_SIGNING_KEY: stream %s not checkpointed", stream)
         return None
     previous = Checkpoint.objects.filter(stream=stream).order_by("-number").first()
-    old_size = previous.size if previous else 0
+    store = default_store()
+    latest = store.latest(stream)
+    if latest is not None and not latest.signature_valid(verification_keys()):
+        latest = None  # not ours: verification reports it
+    if latest is not None and latest.size > (previous.size if previous else 0):
+        # The database lost checkpoint rows the store still has: resume from the
+        # store's, but only if the database's events still give its signed root.
+        old = Frontier()
+        old.extend(read_leaves(0, latest.size))
+        if old.size != latest.size or old.root().hex() != latest.root_hash:
+            raise CheckpointRefused(
+                f"the events do not match checkpoint {latest.number} of the checkpoint store: "
+                "run the verify command"
+            )
+        old_size, previous_root = latest.size, latest.root_hash
+    elif previous is not None:
+        old = Frontier.from_json(previous.size, previous.frontier)
+        old_size, previous_root = previous.size, previous.root_hash
+    else:
+        old, old_size, previous_root = Frontier(), 0, ""
     if size <= old_size:
         return None
-    store = default_store()
-    witnessed = store.checkpoints(stream)
-    if witnessed and witnessed[-1].size > old_size:
-        raise CheckpointRefused(
-            f"the checkpoint store holds checkpoint {witnessed[-1].number} of {witnessed[-1].size} events, "
-            f"the database only {old_size}: run the verify command"
-        )
-    old = Frontier.from_json(old_size, previous.frontier) if previous else Frontier()
     new_leaves = list(read_leaves(old_size, size))
     if len(new_leaves) != size - old_size:
         raise CheckpointRefused(f"{size - old_size - len(new_leaves)} events missing below the head")
@@ -116,7 +129,7 @@ def make_checkpoint(*, stream: str, size: int, read_leaves: LeafReader, operator
     tree = Frontier(old.size, old.nodes)
     for value in new_hashes:
         tree.append_hash(value)
-    number = max(previous.number if previous else 0, witnessed[-1].number if witnessed else 0) + 1
+    number = max(previous.number if previous else 0, latest.number if latest else 0) + 1
     signed = sign_checkpoint(
         key=key,
         stream=stream,
@@ -125,7 +138,7 @@ def make_checkpoint(*, stream: str, size: int, read_leaves: LeafReader, operator
         root_hash=tree.root().hex(),
         timestamp=datetime.now(UTC).isoformat(),
         previous_size=old_size,
-        previous_root=previous.root_hash if previous else "",
+        previous_root=previous_root,
         consistency=[h.hex() for h in proof],
     )
     row = Checkpoint.objects.create(

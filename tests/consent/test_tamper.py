@@ -184,3 +184,12 @@ def test_a_rewrite_signed_with_the_stolen_key_fails_the_consistency_proof(operat
     store.write(forged)
     err = verify_fails(capsys)
     assert "checkpoints 1 and 2 disagree" in err
+
+
+def test_checkpoints_resume_from_the_store_when_the_rows_are_gone(operator, ledger_of_four, capsys):
+    as_superuser(("TRUNCATE audit_checkpoint", []))
+    give(operator, "subject-4")
+    second = ledger.checkpoint_ledger(operator_id=operator.pk)
+    assert (second.number, second.previous_size, second.size) == (2, 4, 5)
+    call_command("verify_ledger")
+    assert "intact: 5 events" in capsys.readouterr().out
