@@ -133,3 +133,32 @@ def test_an_audit_checkpoint_reaches_bssn_without_an_operator(operator):
         alert_services.deliver(delivery_id=delivery.pk)
     [sent] = mail.outbox
     assert json.loads(sent.attachments[0][1])["data"]["root_hash"] == checkpoint.root_hash
+
+
+@pytest.mark.postgres
+def test_the_fast_verify_on_postgresql_reads_awkward_events_as_written(operator, op_admin):
+    """PostgreSQL builds the canonical text for verify_ledger; it must equal what the writer hashed."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consent.ledger import _walk_copy, _walk_rows
+
+    evidence = {
+        "z": "tab\there",
+        "a": 'back\\slash "quoted"\nnew line',
+        "ü": "é ✓",
+        "n": {"b": 1, "a": [None]},
+    }
+    give(
+        operator,
+        "subject-1",
+        evidence=evidence,
+        actor=op_admin,
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    give(operator, "subject-1", state="withdrawn", evidence={}, actor=op_admin)
+    give(operator, "subject-2", evidence={"reference": "banner-7"})
+    fast, broken = _walk_copy(operator.pk)
+    assert broken is None and fast == _walk_rows(operator.pk, deep=False)[0] and len(fast) == 3
+    assert list(services.verify_ledger(operator=operator)) == []
