@@ -162,3 +162,27 @@ def test_the_fast_verify_on_postgresql_reads_awkward_events_as_written(operator,
     fast, broken = _walk_copy(operator.pk)
     assert broken is None and fast == _walk_rows(operator.pk, deep=False)[0] and len(fast) == 3
     assert list(services.verify_ledger(operator=operator)) == []
+
+
+def test_a_withdrawal_rewritten_to_given_behind_the_orms_back_is_not_consent(operator):
+    from django.db import connection
+
+    from consent.models import ConsentEvent
+    from tests.consent.helpers import PURPOSES
+
+    give(operator, "subject-1")
+    withdrawal = give(operator, "subject-1", state="withdrawn")
+    ledger.checkpoint_ledger(operator_id=operator.pk)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            "UPDATE consent_consentevent SET state = 'given', stop_processing_by = NULL WHERE record_id = %s",
+            [withdrawal.record_id.hex if connection.vendor == "sqlite" else withdrawal.record_id],
+        )
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = DEFAULT")
+    assert ConsentEvent.objects.get(pk=withdrawal.pk).state == "given"
+    assert not services.has_current_consent(
+        operator=operator, subject_identifier="subject-1", purpose_code=PURPOSES[0]
+    )
