@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -147,3 +149,30 @@ class ProcessingStoppedForm(forms.Form):
     note = forms.CharField(
         label=_("What was stopped (systems, recipients told)"), max_length=300, required=False
     )
+MAX_RECEIPT_BYTES = 1024 * 1024
+
+
+class ReceiptVerifyForm(forms.Form):
+    """A consent receipt, pasted or uploaded, for the public check."""
+
+    receipt = forms.CharField(
+        label=_("Paste the receipt (JSON)"), widget=forms.Textarea(attrs={"rows": 10}), required=False
+    )
+    file = forms.FileField(label=_("or upload the receipt file"), required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is not None:
+            if upload.size > MAX_RECEIPT_BYTES:
+                raise forms.ValidationError(_("The file is larger than 1 MB; a receipt is much smaller."))
+            raw = upload.read()
+        else:
+            raw = (cleaned.get("receipt") or "").encode()
+        if not raw.strip():
+            raise forms.ValidationError(_("Paste a receipt or choose its file."))
+        try:
+            cleaned["document"] = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise forms.ValidationError(_("This is not a JSON document.")) from exc
+        return cleaned

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from json.encoder import encode_basestring
 from zoneinfo import ZoneInfo
 
@@ -34,6 +35,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from .ledger import checkpoint_after_import, save_head
 from .models import (
     WITHDRAWAL_STOP_HOURS,
     ActorType,
@@ -484,10 +486,10 @@ def run_import(
                 result.imported = 0
                 transaction.set_rollback(True)
             elif writer is not None:
-                LedgerHead.objects.filter(pk=writer.head.pk).update(
-                    last_seq=writer.head.last_seq, last_hash=writer.head.last_hash
-                )
+                save_head(writer.head)
                 result.committed = True
+                # One signed, witnessed checkpoint per import, once it is committed.
+                transaction.on_commit(partial(checkpoint_after_import, operator_id=operator.pk))
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -345,6 +345,9 @@ class LedgerHead(models.Model):
     )
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    # Keyed MAC of (stream, last_seq, last_hash) under a key derived from the checkpoint
+    # signing key: a head moved outside the application (forged append, rollback) shows.
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("consent chain head")

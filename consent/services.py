@@ -1,13 +1,14 @@
 """Multi-step writes and reads of privacy policies and the consent ledger.
 
-Ledger writers take the operator's chain head row lock (`select_for_update`) inside
-their transaction and compute each event's hash from the locked head, so two writers
-at once still form one valid chain (DESIGN.md, "Chains and counters under concurrency").
+The chain itself (head lock, next event, checkpoints, verification) is in
+`consent/ledger.py`; `lock_head` and `verify_ledger` are re-exported here for callers
+that still import them from this module.
 """
 
 import hashlib
 import hmac
 import io
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,22 +28,26 @@ from portal.audit.updates import update_and_audit
 from portal.crypto import Kind, NormalisationError, blind_index
 
 from . import withdrawals
+
+# Re-exported: the importer and older callers import these from here.
+from .ledger import LedgerBreak, event_is_sound, lock_head, next_event, save_head, verify_ledger  # noqa: F401
 from .models import (
     CANONICAL_FIELDS,
-    GENESIS_HASH,
     ActorType,
     ConsentEvent,
     ConsentImport,
     ConsentState,
     ImportStatus,
-    LedgerHead,
     PolicyStatus,
     PolicyVersion,
     Purpose,
-    canonical_bytes,
-    chain_hash,
-    stop_processing_deadline,
 )
+from .receipts import RECEIPT_SCHEMA, receipt  # noqa: F401  (re-exported)
+
+logger = logging.getLogger(__name__)
+SEQ_AT = CANONICAL_FIELDS.index("seq")
+STATE_AT = CANONICAL_FIELDS.index("state")
+EXPIRES_AT = CANONICAL_FIELDS.index("expires_at")
 
 # --- Subject identifiers -----------------------------------------------------------
 
@@ -72,6 +77,8 @@ def has_current_consent(
 
     The subject is found by blind index, so nothing is decrypted. Events after `at`
     (default: now) are ignored, so the answer is the state as it was at that time.
+    A "given" event whose content no longer gives its hash, or whose hash is not the
+    one the checkpoint store witnessed, counts as no consent (and is logged).
     """
     at = at or timezone.now()
     try:
@@ -83,13 +90,23 @@ def has_current_consent(
             operator=operator, subject_index=index, purpose_code=purpose_code, event_at__lte=at
         )
         .order_by("-event_at", "-seq")
-        .values_list("state", "expires_at")
+        .values_list(*CANONICAL_FIELDS, "prev_hash", "hash")
         .first()
     )
     if latest is None:
         return False
-    state, expires_at = latest
-    return state == ConsentState.GIVEN and (expires_at is None or expires_at > at)
+    values, prev_hash, stored_hash = latest[:-2], latest[-2], latest[-1]
+    state, expires_at = values[STATE_AT], values[EXPIRES_AT]
+    if state != ConsentState.GIVEN or (expires_at is not None and expires_at <= at):
+        return False
+    # A "given" that was rewritten in the database (its hash, or the leaf the checkpoint
+    # store witnessed, disagrees) is not consent.
+    if not event_is_sound(
+        operator_id=operator.pk, values=values, prev_hash=prev_hash, stored_hash=stored_hash
+    ):
+        logger.error("consent event %s of operator %s fails its integrity check", values[SEQ_AT], operator.pk)
+        return False
+    return True
 
 
 # --- Privacy policies ----------------------------------------------------------------
@@ -251,23 +268,6 @@ def current_policy(operator) -> PolicyVersion | None:
 # --- Appending to the ledger ---------------------------------------------------------
 
 
-def lock_head(operator) -> LedgerHead:
-    """Return the operator's chain head, row-locked until the transaction ends."""
-    LedgerHead.objects.get_or_create(operator=operator)
-    return LedgerHead.objects.select_for_update().get(operator=operator)
-
-
-def _next_event(*, head: LedgerHead, **values) -> ConsentEvent:
-    """Return the next unsaved event of the chain and advance `head` in memory."""
-    values.setdefault("subject_digest", values.get("subject_index", ""))
-    event = ConsentEvent(seq=head.last_seq + 1, prev_hash=head.last_hash, **values)
-    if event.state == ConsentState.WITHDRAWN:
-        event.stop_processing_by = stop_processing_deadline(event.event_at)
-    event.hash = event.compute_hash()
-    head.last_seq, head.last_hash = event.seq, event.hash
-    return event
-
-
 def record_consent(
     *,
     operator,
@@ -313,7 +313,7 @@ def record_consent(
         head = lock_head(operator)
         events = []
         for code in purpose_codes:
-            event = _next_event(
+            event = next_event(
                 head=head,
                 record_id=uuid.uuid4(),
                 operator=operator,
@@ -332,7 +332,7 @@ def record_consent(
             )
             event.save(force_insert=True)
             events.append(event)
-        LedgerHead.objects.filter(pk=head.pk).update(last_seq=head.last_seq, last_hash=head.last_hash)
+        save_head(head)
         if state == ConsentState.WITHDRAWN:
             # UU 27/2022 Pasal 40: the withdrawal starts the 3 x 24 h clock to stop processing.
             withdrawals.processing_stops_open(events=events)
@@ -421,120 +421,11 @@ def lookup_subject(
     return SubjectLookup(subject_identifier=subject_identifier.strip(), current=current, history=history)
 
 
-@dataclass(frozen=True)
-class LedgerBreak:
-    operator_id: int
-    seq: int
-    record_id: str
-    reason: str
-
-
-def verify_ledger(*, operator=None, deep: bool = False) -> Iterator[LedgerBreak]:
-    """Yield the first break of each operator's chain (or of `operator`'s); nothing if intact.
-
-    `deep` also decrypts each identifier and checks it against its blind index, which
-    catches a ciphertext swapped in from another row (the hash covers the index as it
-    was written, `subject_digest`; the lookup index `subject_index` may since have been
-    recomputed under a rotated key).
-    """
-    if operator is not None:
-        operator_ids = [operator.pk]
-    else:
-        operator_ids = list(ConsentEvent.objects.order_by().values_list("operator_id", flat=True).distinct())
-    for operator_id in sorted(operator_ids):
-        # Plain tuples, not model instances: the chain is read in full, so this is the
-        # loop that decides how long verification takes.
-        fields = (*CANONICAL_FIELDS, "prev_hash", "hash")
-        if deep:
-            fields += ("subject_identifier", "subject_index")
-        rows = ConsentEvent.objects.filter(operator_id=operator_id).order_by("seq").values_list(*fields)
-        count = len(CANONICAL_FIELDS)
-        seq_at = CANONICAL_FIELDS.index("seq")
-        id_at = CANONICAL_FIELDS.index("record_id")
-        prev_hash, expected_seq = GENESIS_HASH, 1
-        broken = None
-        for row in rows.iterator(chunk_size=5000):
-            values, stored_prev, stored_hash = row[:count], row[count], row[count + 1]
-            if values[seq_at] != expected_seq:
-                broken = (values, f"expected sequence {expected_seq}")
-            elif stored_prev != prev_hash:
-                broken = (values, "previous hash does not match")
-            elif chain_hash(stored_prev, canonical_bytes(values)) != stored_hash:
-                broken = (values, "content does not match its hash")
-            elif deep and subject_index(row[count + 2]) != row[count + 3]:
-                broken = (values, "identifier does not match its blind index")
-            if broken:
-                break
-            prev_hash, expected_seq = stored_hash, expected_seq + 1
-        if broken is None:
-            head = LedgerHead.objects.filter(operator_id=operator_id).first()
-            last = expected_seq - 1
-            if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
-                yield LedgerBreak(operator_id, last + 1, "", "events missing at the end of the chain")
-            continue
-        values, reason = broken
-        yield LedgerBreak(operator_id, values[seq_at], str(values[id_at]), reason)
-
-
 def ledger_size(operator) -> int:
     return ConsentEvent.objects.for_operator(operator).aggregate(n=Max("seq"))["n"] or 0
 
 
 # --- Receipts and export -------------------------------------------------------------
-
-RECEIPT_SCHEMA = "ISO/IEC TS 27560:2023"
-
-
-def receipt(event: ConsentEvent) -> dict:
-    """Return a consent receipt for one event, with ISO/IEC TS 27560:2023 field names."""
-    version = event.policy_version
-    purpose = version.purposes.filter(code=event.purpose_code).first()
-    site = settings.SITE_URL.rstrip("/")
-    return {
-        "schema_version": RECEIPT_SCHEMA,
-        "record_id": str(event.record_id),
-        "receipt_issued": timezone.now().isoformat(),
-        "pii_principal_id": event.subject_identifier,
-        "pii_controller": {
-            "name": event.operator.name,
-            "id": event.operator.slug,
-            "contact": event.operator.contact_email,
-        },
-        "jurisdiction": "ID",
-        "notice": {
-            "policy_reference": site + version.get_public_url(),
-            "policy_version": version.number,
-            "policy_hash": {"algorithm": "sha256", "value": version.sha256},
-            "language": version.languages(),
-        },
-        "purposes": [
-            {
-                "purpose_id": event.purpose_code,
-                "purpose": purpose.description if purpose else "",
-                "lawful_basis": purpose.legal_basis if purpose else "",
-                "pii_categories": purpose.data_category_list() if purpose else [],
-                "specific_pii": purpose.specific_data if purpose else [],
-                "retention": purpose.retention if purpose else "",
-                "recipients": purpose.recipients if purpose else "",
-                "withdrawal_method": purpose.withdrawal_method if purpose else "",
-            }
-        ],
-        "collection_method": event.method,
-        "consent_actor": event.actor_type,
-        "state": event.state,
-        "event": [
-            {
-                "event_time": event.event_at.isoformat(),
-                "event_type": event.state,
-                "event_state": event.effective_state(),
-                "recorded_time": event.recorded_at.isoformat(),
-            }
-        ],
-        "expiry": event.expires_at.isoformat() if event.expires_at else None,
-        "stop_processing_by": event.stop_processing_by.isoformat() if event.stop_processing_by else None,
-        "evidence": event.evidence,
-        "integrity": {"ledger_sequence": event.seq, "prev_hash": event.prev_hash, "hash": event.hash},
-    }
 
 
 def audit_receipt(*, event: ConsentEvent, actor, request: HttpRequest | None = None) -> None:

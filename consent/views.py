@@ -10,11 +10,12 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from portal.accounts.models import ADMIN_ROLES, ALL_ROLES, WRITE_ROLES, Operator
 from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.spreadsheets import csv_cell
+from portal.transparency import verification_keys
 
 from . import services, withdrawals
 from .diff import side_by_side
@@ -25,6 +26,7 @@ from .forms import (
     PolicyVersionForm,
     ProcessingStoppedForm,
     PurposeForm,
+    ReceiptVerifyForm,
     RecordEventForm,
 )
 from .models import (
@@ -37,6 +39,7 @@ from .models import (
     PolicyVersion,
     ProcessingStopObligation,
 )
+from .receipts import receipt_problems
 
 
 def dashboard_panel(request):
@@ -503,3 +506,12 @@ def processing_stop_confirm(request, stop_id: int):
             _("Recorded: processing stopped. The portal no longer exports this subject's identifier."),
         )
     return redirect("consent:deadlines", operator_slug=request.operator.slug)
+@require_http_methods(["GET", "POST"])
+def receipt_verify(request):
+    """Let anyone check a consent receipt against the published keys (no sign-in, no database)."""
+    form = ReceiptVerifyForm(request.POST or None, request.FILES or None)
+    problems = None
+    if request.method == "POST" and form.is_valid():
+        problems = receipt_problems(form.cleaned_data["document"], verification_keys())
+    status = 400 if request.method == "POST" and not form.is_valid() else 200
+    return render(request, "consent/receipt_verify.html", {"form": form, "problems": problems}, status=status)

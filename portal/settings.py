@@ -341,6 +341,24 @@ CELERY_BEAT_SCHEDULE["alerts-purge-sent-notices"] = {
     "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge
 }
 
+# checkpoints of the consent ledgers and the audit log (docs/decisions/0012-signed-checkpoints.md)
+# Ed25519 private key that signs checkpoints (URL-safe base64 of 32 bytes). Kept out of the
+# database and apart from every other key; without it no checkpoint is made.
+CHECKPOINT_SIGNING_KEY = env.str("CHECKPOINT_SIGNING_KEY", default="")
+# Public keys of earlier signing keys, kept so checkpoints and receipts they signed still verify.
+CHECKPOINT_VERIFY_KEYS = env.list("CHECKPOINT_VERIFY_KEYS", default=[])
+# The checkpoint store: a directory outside PostgreSQL (mount it from another system).
+CHECKPOINT_STORE_DIR = env.path("CHECKPOINT_STORE_DIR", default=str(VAR_DIR / "checkpoints"))
+CHECKPOINT_INTERVAL_SECONDS = env.float("CHECKPOINT_INTERVAL_SECONDS", default=300.0)
+CELERY_BEAT_SCHEDULE["consent-checkpoint-ledgers"] = {
+    "task": "consent.tasks.checkpoint_ledgers_task",
+    "schedule": CHECKPOINT_INTERVAL_SECONDS,  # a stream that did not grow gets no new checkpoint
+}
+CELERY_BEAT_SCHEDULE["audit-checkpoint-log"] = {
+    "task": "portal.audit.tasks.checkpoint_audit_task",
+    "schedule": CHECKPOINT_INTERVAL_SECONDS,
+}
+
 # consent
 # (consent ledger settings and beat entries go here)
 # Stop-processing reminders after a withdrawal (UU 27/2022 Pasal 40), on the same

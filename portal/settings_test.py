@@ -4,6 +4,7 @@ Services (PostgreSQL, Redis) are used when DATABASE_URL / TEST_REDIS_URL are set
 otherwise SQLite and Celery's in-memory transport.
 """
 
+import base64
 import os
 
 from cryptography.fernet import Fernet
@@ -13,6 +14,7 @@ os.environ.setdefault("SECRET_KEY", "test-" + Fernet.generate_key().decode())
 os.environ.setdefault("FERNET_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("BLIND_INDEX_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+os.environ.setdefault("CHECKPOINT_SIGNING_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 
 from portal.settings import *  # noqa: E402,F403

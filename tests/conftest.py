@@ -87,6 +87,13 @@ def notices_sent_on_commit(request, monkeypatch):
     monkeypatch.setattr(notices, "enqueue_notices", send_now)
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_store(settings, tmp_path):
+    """Give every test its own checkpoint store, so no test meets checkpoints of another."""
+    settings.CHECKPOINT_STORE_DIR = tmp_path / "checkpoints"
+    return settings.CHECKPOINT_STORE_DIR
+
+
 # --- Personas -----------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ import sys
 from cryptography.fernet import Fernet
 from django.conf import settings
 
+from portal.transparency import generate_signing_key
+
 
 def test_check_deploy_prints_no_warnings(tmp_path):
     environment = {
@@ -16,6 +18,7 @@ def test_check_deploy_prints_no_warnings(tmp_path):
         "SECRET_KEY": Fernet.generate_key().decode() * 2,
         "FERNET_KEYS": Fernet.generate_key().decode(),
         "BLIND_INDEX_KEY": Fernet.generate_key().decode(),
+        "CHECKPOINT_SIGNING_KEY": generate_signing_key(),
         "ALLOWED_HOSTS": "portal.example.org",
         "CSRF_TRUSTED_ORIGINS": "https://portal.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
@@ -32,3 +35,13 @@ def test_check_deploy_prints_no_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_deploy_check_warns_without_a_checkpoint_key_and_refuses_a_bad_one(settings):
+    from portal.audit.checks import checkpoint_keys_check
+
+    settings.CHECKPOINT_SIGNING_KEY = ""
+    assert [p.id for p in checkpoint_keys_check()] == ["audit.W001"]
+    settings.CHECKPOINT_SIGNING_KEY = "too-short"
+    settings.CHECKPOINT_VERIFY_KEYS = ["also-bad"]
+    assert [p.id for p in checkpoint_keys_check()] == ["audit.E001", "audit.E002"]

@@ -34,6 +34,8 @@ PUBLIC = {
     "accounts:accept_invitation",
     "public_policy:current",
     "public_policy:version",
+    "checkpoint_keys",
+    "receipt_verify",
 }
 # Routes about the signed-in user's own account: sign-in required, no tenant objects.
 OWN_ACCOUNT = {

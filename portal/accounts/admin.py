@@ -47,6 +47,7 @@ class OperatorAdmin(admin.ModelAdmin):
         "province",
         "contact_email",
         "contact_phone",
+        "address",
         "require_two_factor",
     ]
 

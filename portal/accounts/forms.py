@@ -18,6 +18,7 @@ class OperatorProfileForm(forms.ModelForm):
             "province",
             "contact_email",
             "contact_phone",
+            "address",
             "require_two_factor",
         ]
 

@@ -103,6 +103,10 @@ class Operator(models.Model):
     contact_phone = EncryptedCharField(_("contact phone"), max_length=32, blank=True)
     # Blind index of contact_phone: serves "which operator has this phone number?".
     contact_phone_index = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    # The controller's address on consent receipts (ISO/IEC TS 27560, Kantara "address").
+    address = models.TextField(
+        _("postal address"), blank=True, help_text=_("Shown on consent receipts as the controller's address.")
+    )
     require_two_factor = models.BooleanField(_("require two-factor sign-in for members"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -35,6 +35,7 @@ class EventType(models.TextChoices):
     SUSPECTED_CASE_WITHDRAWN = "suspected_case.withdrawn", _("Suspected case withdrawn")
     SUSPECTED_CASE_CORRECTED = "suspected_case.corrected", _("Suspected case corrected")
     TEST_PING = "test.ping", _("Test alert")
+    LEDGER_CHECKPOINT = "ledger.checkpoint", _("Ledger checkpoint")
 
 
 # For membership tests on the hot path (EventType.values builds a new list each time).
@@ -47,6 +48,7 @@ class EventPattern(models.TextChoices):
     ANY = "*", _("Every event")
     INCIDENT_ANY = "incident.*", _("Every incident event")
     SUSPECTED_CASE_ANY = "suspected_case.*", _("Every suspected-case event")
+    LEDGER_ANY = "ledger.*", _("Every ledger event")
     INCIDENT_SUBMITTED = EventType.INCIDENT_SUBMITTED.value, EventType.INCIDENT_SUBMITTED.label
     INCIDENT_STATUS_CHANGED = EventType.INCIDENT_STATUS_CHANGED.value, EventType.INCIDENT_STATUS_CHANGED.label
     INCIDENT_INFORMATION_REQUESTED = (
@@ -67,6 +69,7 @@ class EventPattern(models.TextChoices):
         EventType.SUSPECTED_CASE_CORRECTED.value,
         EventType.SUSPECTED_CASE_CORRECTED.label,
     )
+    LEDGER_CHECKPOINT = EventType.LEDGER_CHECKPOINT.value, EventType.LEDGER_CHECKPOINT.label
 
     @classmethod
     def matching(cls, event_type: str) -> list[str]:

@@ -45,6 +45,8 @@ def _rules() -> list[tuple[str, str, str, str]]:
         ("incident.*", "fintech_payment", "", BI),
         ("incident.*", "fintech_lending", "", OJK),
         ("suspected_case.*", "", "", KEMENKES),
+        # BSSN witnesses every signed checkpoint of the consent ledgers and the audit log.
+        ("ledger.*", "", "", BSSN),
     ]
     rules += [("suspected_case.*", "", p.value, dinkes_code(p.value)) for p in Province]
     return rules

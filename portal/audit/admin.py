@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 
-from .models import AuditEvent
+from .models import AuditEvent, Checkpoint
 
 
 @admin.register(AuditEvent)
@@ -13,6 +13,25 @@ class AuditEventAdmin(admin.ModelAdmin):
     search_fields = ["action", "actor_label", "target_repr", "target_id"]
     date_hierarchy = "created_at"
     list_select_related = ["operator"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Checkpoint)
+class CheckpointAdmin(admin.ModelAdmin):
+    """Read-only: signed checkpoints of the consent ledgers and the audit log."""
+
+    list_display = ["stream", "number", "size", "root_hash", "timestamp", "key_id"]
+    list_filter = ["stream"]
+    search_fields = ["stream", "root_hash"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

@@ -16,6 +16,9 @@ class AuditStream(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    # Keyed MAC of (stream, last_seq, last_hash) under a key derived from the checkpoint
+    # signing key: a head moved outside the application (forged append, rollback) shows.
+    mac = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         verbose_name = _("audit stream")
@@ -102,3 +105,39 @@ class AuditEvent(models.Model):
 
     def compute_hash(self) -> str:
         return hashlib.sha256(self.prev_hash.encode() + self.canonical()).hexdigest()
+
+
+class Checkpoint(models.Model):
+    """A signed statement of one stream's size and Merkle root (portal/transparency.py).
+
+    The same checkpoint is also written to the checkpoint store outside the database
+    and sent to BSSN; this row is the portal's own copy, which a database superuser
+    could delete, so verification trusts the signature and the store, not the row.
+    """
+
+    stream = models.CharField(_("stream"), max_length=80)
+    number = models.PositiveIntegerField(_("number"))
+    size = models.BigIntegerField(_("events"))
+    root_hash = models.CharField(_("root hash"), max_length=64)
+    # The signed time, exactly as signed (ISO 8601, UTC).
+    timestamp = models.CharField(_("time"), max_length=40)
+    key_id = models.CharField(_("key"), max_length=16)
+    signature = models.CharField(max_length=100)
+    # Compact state of the tree (subtree roots), so the next checkpoint reads only new events.
+    frontier = models.JSONField(default=list)
+    previous_size = models.BigIntegerField(default=0)
+    previous_root = models.CharField(max_length=64, blank=True)
+    consistency = models.JSONField(default=list)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("checkpoint")
+        verbose_name_plural = _("checkpoints")
+        ordering = ["stream", "-number"]
+        constraints = [
+            # Also serves "the latest checkpoint of this stream".
+            models.UniqueConstraint(fields=["stream", "number"], name="audit_checkpoint_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} #{self.number} ({self.size})"

@@ -7,7 +7,11 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal.transparency import head_mac
+
 from .models import GENESIS_HASH, AuditEvent, AuditStream
+
+STREAM_PREFIX = "audit/"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -55,8 +59,15 @@ def record(
         )
         event.hash = event.compute_hash()
         event.save(force_insert=True)
-        AuditStream.objects.filter(pk=head.pk).update(last_seq=event.seq, last_hash=event.hash)
+        AuditStream.objects.filter(pk=head.pk).update(
+            last_seq=event.seq, last_hash=event.hash, mac=head_mac(stream_name(stream), event.seq, event.hash)
+        )
     return event
+
+
+def stream_name(stream: str) -> str:
+    """Return the checkpoint stream name of audit chain `stream`."""
+    return f"{STREAM_PREFIX}{stream}"
 
 
 @dataclass(frozen=True)

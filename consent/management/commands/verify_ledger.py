@@ -6,7 +6,10 @@ from portal.accounts.models import Operator
 
 
 class Command(BaseCommand):
-    help = "Verify every operator's consent-ledger hash chain and name the first broken event."
+    help = (
+        "Verify every operator's consent ledger (also one whose events are all gone): the hash chain, "
+        "the head and the latest witnessed checkpoint; name the first bad event or how many are missing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--operator", help="Verify only this operator's chain (short name).")
@@ -26,10 +29,10 @@ class Command(BaseCommand):
         breaks = list(verify_ledger(operator=org, deep=deep))
         for brk in breaks:
             self.stderr.write(
-                f"BROKEN operator={slugs.get(brk.operator_id, brk.operator_id)} seq={brk.seq} "
+                f"BROKEN operator={slugs.get(brk.operator_id, brk.operator_id)} seq={brk.seq or '-'} "
                 f"record_id={brk.record_id or '-'}: {brk.reason}"
             )
         if breaks:
-            raise CommandError(f"{len(breaks)} broken chain(s).")
+            raise CommandError(f"{len({b.operator_id for b in breaks})} broken chain(s).")
         events = ConsentEvent.objects.filter(operator=org) if org else ConsentEvent.objects.all()
         self.stdout.write(self.style.SUCCESS(f"Consent ledger intact: {events.count()} events verified."))
