@@ -149,6 +149,8 @@ class ProcessingStoppedForm(forms.Form):
     note = forms.CharField(
         label=_("What was stopped (systems, recipients told)"), max_length=300, required=False
     )
+
+
 MAX_RECEIPT_BYTES = 1024 * 1024
 
 

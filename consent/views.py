@@ -506,6 +506,8 @@ def processing_stop_confirm(request, stop_id: int):
             _("Recorded: processing stopped. The portal no longer exports this subject's identifier."),
         )
     return redirect("consent:deadlines", operator_slug=request.operator.slug)
+
+
 @require_http_methods(["GET", "POST"])
 def receipt_verify(request):
     """Let anyone check a consent receipt against the published keys (no sign-in, no database)."""

@@ -51,6 +51,8 @@ def healthz(request):
 def favicon(request):
     """Send browsers that ask for /favicon.ico (the admin, downloads, error pages) to the SVG icon."""
     return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
+
 def checkpoint_keys(request):
     """Publish the public keys that sign checkpoints (current and earlier ones), for anyone."""
     from portal.transparency import public_keys_document
