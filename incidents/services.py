@@ -20,9 +20,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import WRITE_ROLES, Membership, Operator, User
-from portal.alerts.notices import queue_email
+from portal.alerts.notices import plain_email, queue_email
 from portal.alerts.services import emit_event
-from portal.alerts.transports import plain_email
 from portal.audit.services import record
 
 from . import payloads

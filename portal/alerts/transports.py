@@ -15,12 +15,13 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string, select_template
+from django.template.loader import select_template
 from django.utils import timezone, translation
 from requests.adapters import HTTPAdapter
 
 from . import signing
 from .models import Channel, ChannelKind, Delivery, EventType
+from .notices import plain_email  # noqa: F401  moved to notices.py; kept here while callers move
 from .ssrf import UnsafeURL, resolve
 
 logger = logging.getLogger(__name__)
@@ -266,14 +267,3 @@ class EmailTransport:
 
 def transport_for(channel: Channel):
     return WebhookTransport(channel) if channel.kind == ChannelKind.WEBHOOK else EmailTransport(channel)
-
-
-def plain_email(*, to: list[str], template: str, context: dict, language: str) -> EmailMultiAlternatives:
-    """Render a short notice to people (subject/text/HTML templates `<template>_subject.txt` …)."""
-    with translation.override(language):
-        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-        message = EmailMultiAlternatives(
-            subject=subject, body=render_to_string(f"{template}.txt", context), to=to
-        )
-        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
-    return message

@@ -216,25 +216,33 @@ def test_a_receiver_answering_503_for_a_while_gets_everything(worker, operator, 
     assert len(failures) == 6 and {r.webhook_id for r in failures} <= {a.webhook_id for a in alerts}
 
 
-def test_a_410_disables_the_endpoint_and_tells_bssn(worker, operator, hook, receiver):
-    """(d) 410 Gone: one request, the delivery is dead, the endpoint disabled, BSSN e-mailed."""
+def test_after_a_410_later_alerts_are_held_and_enabling_the_endpoint_delivers_them_all(
+    worker, operator, hook, receiver, staff_client, supervisor
+):
+    """(d) 410 disables the endpoint; the 40 events that follow are kept and all arrive once it is back."""
     receiver.default = (410, {}, 0)
-    [alert] = emit(operator, 1)
-    wait_until(lambda: statuses(hook) == [DeliveryStatus.DEAD], worker=worker)
+    [first] = emit(operator, 1)
+    wait_until(lambda: statuses(hook) == [DeliveryStatus.HELD], worker=worker)
     hook.refresh_from_db()
-    assert not hook.enabled
-    assert receiver.accepted_ids() == [] and [r.webhook_id for r in receiver.received] == [alert.webhook_id]
+    assert not hook.enabled and hook.disabled_reason
     wait_until(lambda: any(hook.url in m for m in worker.mails()), what="the e-mail to BSSN", worker=worker)
-    time.sleep(1.5)
-    assert len(receiver.received) == 1  # never retried
-    # Re-enabled and retried, the alert arrives exactly once.
+    later = emit(operator, 40)
+    assert statuses(hook) == [DeliveryStatus.HELD] * 41
+    time.sleep(1.5)  # sweeps pass: nothing is sent to the disabled endpoint
+    assert len(receiver.received) == 1
+    # The authority fixed its endpoint; BSSN enables it again in the admin and releases the backlog.
     receiver.default = (200, {}, 0)
-    Channel.objects.filter(pk=hook.pk).update(enabled=True, disabled_reason="")
-    from portal.alerts.services import retry_delivery
-
-    retry_delivery(delivery=Delivery.objects.get(channel=hook))
-    wait_until(all_delivered(hook, 1), worker=worker)
-    assert_received_exactly_once(receiver, [alert])
+    response = staff_client(supervisor).post(
+        "/admin/alerts/channel/", {"action": "enable_and_release", "_selected_action": [hook.pk]}
+    )
+    assert response.status_code == 302
+    wait_until(all_delivered(hook, 41), what="the released backlog", worker=worker)
+    assert_received_exactly_once(receiver, [first, *later])
+    hook.refresh_from_db()
+    assert hook.enabled and hook.disabled_reason == ""
+    # Released in order: the alerts arrived oldest first.
+    order = [r.webhook_id for r in receiver.accepted()]
+    assert order == [a.webhook_id for a in [first, *later]]
 
 
 def test_a_400_is_dead_after_one_attempt_and_the_admin_retry_delivers_it(
