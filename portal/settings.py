@@ -211,6 +211,16 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem"):
     for _folder in ("queue", "processed"):
         (VAR_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
+# A frozen broker (stopped process, dead host behind a live TCP stack) must not hold a web
+# request: every connect and command gives up after these seconds, and the outbox's
+# sweeper publishes what could not be (docs/alerts.md).
+BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0)
+BROKER_TIMEOUT_OPTIONS = {
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
+    "retry_on_timeout": False,
+    "max_retries": 1,
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(VAR_DIR / "broker" / "queue"),
@@ -219,25 +229,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {
-        "visibility_timeout": 3600,
-        # A frozen broker (stopped process, dead host behind a live TCP stack) must not hold
-        # a web request: every connect and command gives up after these seconds, and the
-        # outbox's sweeper publishes what could not be (docs/alerts.md).
-        "socket_connect_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
-        "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0),
-        "retry_on_timeout": False,
-        "max_retries": 1,
-    }
+    else {"visibility_timeout": 3600, **BROKER_TIMEOUT_OPTIONS}
 )
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_SOCKET_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker keeps reconnecting; producers never retry (outbox)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No result backend is used (every task ignores its result); if one is configured, the
 # same bounds apply to it.
-CELERY_REDIS_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0)
-CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0)
+CELERY_REDIS_SOCKET_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_SOCKET_TIMEOUT
 CELERY_REDIS_RETRY_ON_TIMEOUT = False
 # Webhooks and e-mail have queues of their own, served by separate workers (Procfile.dev).
 CELERY_TASK_DEFAULT_QUEUE = "celery"

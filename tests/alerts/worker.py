@@ -34,12 +34,16 @@ def test_database_url() -> str:
 
 
 def use_broker(url: str) -> None:
-    """Point this (the test) process's Celery producer at `url`."""
+    """Point this (the test) process's Celery producer at `url`, with no publish pause left over."""
+    from portal.alerts import outbox
     from portal.celery import app
 
-    app.conf.broker_url = url
+    # The read and write URLs too: once read, they keep the broker the process started with,
+    # and publishing would silently go there (the sweeper then hid it).
+    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = url
     app._pool = None
     app.amqp._producer_pool = None
+    outbox._broker_down_until = 0.0
 
 
 # Every queue the portal publishes to (Procfile.dev starts a worker per group of them).
@@ -58,7 +62,7 @@ class Worker:
         *,
         queues: str = ALL_QUEUES,
         pool: str = "solo",
-        concurrency: int = 1,
+        concurrency: int | str = 1,
         beat: bool = True,
         **env: str,
     ) -> None:
