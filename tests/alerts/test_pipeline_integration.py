@@ -200,6 +200,70 @@ def test_a_worker_killed_mid_send_loses_nothing(worker_factory, operator, hook, 
     assert receiver.accepted_ids().count(stuck.alert.webhook_id) == 2
 
 
+def test_a_worker_killed_mid_batch_sends_again_only_the_alert_it_was_sending(
+    worker_factory, operator, hook, receiver
+):
+    """Each result is recorded as its send returns: a kill mid-batch repeats one alert, not the batch."""
+    receiver.script = [(200, {}, 0)] * 8 + [(200, {}, 8.0)]  # the ninth request hangs
+    alerts = emit(operator, 15)  # queued before the worker starts: one task sends them as a batch
+    worker = worker_factory()
+    wait_until(lambda: len(receiver.received) >= 9, what="the ninth request", worker=worker)
+    worker.kill()
+    assert statuses(hook).count(DeliveryStatus.DELIVERED) == 8  # recorded one by one, not at the end
+    hung = receiver.received[8].webhook_id
+    worker = worker_factory()  # its sweeper frees the hung one once the lease (3 s here) has expired
+    wait_until(all_delivered(hook, 15), timeout=60, what="delivery after the kill", worker=worker)
+    assert_received_exactly_once(receiver, alerts)
+    repeated = [i for i in set(receiver.accepted_ids()) if receiver.accepted_ids().count(i) > 1]
+    assert repeated == [hung]
+
+
+def test_one_hanging_endpoint_does_not_delay_alerts_to_another_authority(
+    worker_factory, operator, hook, receiver
+):
+    """With one endpoint hanging, at least 95 % of alerts to another reach it within 1 s of the commit."""
+    from datetime import timedelta
+
+    from portal.alerts.models import Authority, RoutingRule
+    from tests.alerts.receiver import Receiver
+
+    healthy = Receiver().start()
+    try:
+        authority = Authority.objects.create(code="healthy", name="Healthy Authority", language="en")
+        other = Channel(authority=authority, kind="webhook", url=healthy.url)
+        healthy.secrets = [other.rotate_secret(overlap=timedelta(0))]
+        other.save()
+        RoutingRule.objects.create(event_pattern="*", authority=authority)
+        receiver.default = (200, {}, 30.0)  # the first endpoint hangs past the read timeout
+        # Production's worker shape and sweeper timings (the short test ones would re-publish the
+        # hanging endpoint's alerts every second).
+        worker = worker_factory(
+            pool="prefork",
+            concurrency="4",
+            ALERTS_READ_TIMEOUT="5",
+            ALERTS_SWEEP_INTERVAL="5",
+            ALERTS_PENDING_GRACE="10",
+        )
+        committed: dict[str, float] = {}
+        for alert in emit(operator, 1):
+            committed[alert.webhook_id] = time.time()
+        assert receiver.first_request.wait(20), worker.output()
+        for _ in range(20):
+            [alert] = emit(operator, 1)
+            committed[alert.webhook_id] = time.time()
+            time.sleep(0.1)
+        wait_until(lambda: len(healthy.unique_accepted()) == 21, timeout=30, what="the healthy endpoint")
+        first_seen: dict[str, float] = {}
+        for r in healthy.accepted():
+            first_seen.setdefault(r.webhook_id, r.at)
+        within_a_second = [i for i, t in committed.items() if first_seen[i] - t <= 1.0]
+        late = {i: round(first_seen[i] - t, 2) for i, t in committed.items() if i not in within_a_second}
+        assert len(within_a_second) >= 20, f"{late}\n--- worker log ---\n{worker.output()[-6000:]}"
+        assert len(receiver.received) <= 2 + 2  # the hanging endpoint never had more than its cap at once
+    finally:
+        healthy.stop()
+
+
 def test_the_worker_refuses_to_send_to_a_private_address_not_allowed_there(
     worker_factory, operator, hook, receiver
 ):
@@ -291,67 +355,3 @@ def test_a_400_is_dead_after_one_attempt_and_the_admin_retry_delivers_it(
     wait_until(all_delivered(hook, 1), worker=worker)
     assert_received_exactly_once(receiver, [alert])
     assert list(delivery.attempts.values_list("status_code", flat=True)) == [400, 200]
-
-
-def test_a_worker_killed_mid_batch_sends_again_only_the_alert_it_was_sending(
-    worker_factory, operator, hook, receiver
-):
-    """Each result is recorded as its send returns: a kill mid-batch repeats one alert, not the batch."""
-    receiver.script = [(200, {}, 0)] * 8 + [(200, {}, 8.0)]  # the ninth request hangs
-    alerts = emit(operator, 15)  # queued before the worker starts: one task sends them as a batch
-    worker = worker_factory()
-    wait_until(lambda: len(receiver.received) >= 9, what="the ninth request", worker=worker)
-    worker.kill()
-    assert statuses(hook).count(DeliveryStatus.DELIVERED) == 8  # recorded one by one, not at the end
-    hung = receiver.received[8].webhook_id
-    worker = worker_factory()  # its sweeper frees the hung one once the lease (3 s here) has expired
-    wait_until(all_delivered(hook, 15), timeout=60, what="delivery after the kill", worker=worker)
-    assert_received_exactly_once(receiver, alerts)
-    repeated = [i for i in set(receiver.accepted_ids()) if receiver.accepted_ids().count(i) > 1]
-    assert repeated == [hung]
-
-
-def test_one_hanging_endpoint_does_not_delay_alerts_to_another_authority(
-    worker_factory, operator, hook, receiver
-):
-    """With one endpoint hanging, at least 95 % of alerts to another reach it within 1 s of the commit."""
-    from datetime import timedelta
-
-    from portal.alerts.models import Authority, RoutingRule
-    from tests.alerts.receiver import Receiver
-
-    healthy = Receiver().start()
-    try:
-        authority = Authority.objects.create(code="healthy", name="Healthy Authority", language="en")
-        other = Channel(authority=authority, kind="webhook", url=healthy.url)
-        healthy.secrets = [other.rotate_secret(overlap=timedelta(0))]
-        other.save()
-        RoutingRule.objects.create(event_pattern="*", authority=authority)
-        receiver.default = (200, {}, 30.0)  # the first endpoint hangs past the read timeout
-        # Production's worker shape and sweeper timings (the short test ones would re-publish the
-        # hanging endpoint's alerts every second).
-        worker = worker_factory(
-            pool="prefork",
-            concurrency="4",
-            ALERTS_READ_TIMEOUT="5",
-            ALERTS_SWEEP_INTERVAL="5",
-            ALERTS_PENDING_GRACE="10",
-        )
-        committed: dict[str, float] = {}
-        for alert in emit(operator, 1):
-            committed[alert.webhook_id] = time.time()
-        assert receiver.first_request.wait(20), worker.output()
-        for _ in range(20):
-            [alert] = emit(operator, 1)
-            committed[alert.webhook_id] = time.time()
-            time.sleep(0.1)
-        wait_until(lambda: len(healthy.unique_accepted()) == 21, timeout=30, what="the healthy endpoint")
-        first_seen: dict[str, float] = {}
-        for r in healthy.accepted():
-            first_seen.setdefault(r.webhook_id, r.at)
-        within_a_second = [i for i, t in committed.items() if first_seen[i] - t <= 1.0]
-        late = {i: round(first_seen[i] - t, 2) for i, t in committed.items() if i not in within_a_second}
-        assert len(within_a_second) >= 20, f"{late}\n--- worker log ---\n{worker.output()[-6000:]}"
-        assert len(receiver.received) <= 2 + 2  # the hanging endpoint never had more than its cap at once
-    finally:
-        healthy.stop()
