@@ -23,8 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import WRITE_ROLES, Membership, Operator, User
+from portal.alerts.emails import plain_email
 from portal.alerts.notices import queue_email
-from portal.alerts.transports import plain_email
 from portal.audit.services import record
 
 from .models import (

@@ -211,6 +211,16 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem"):
     for _folder in ("queue", "processed"):
         (VAR_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
+# A frozen broker (stopped process, dead host behind a live TCP stack) must not hold a web
+# request: every connect and command gives up after these seconds, and the outbox's
+# sweeper publishes what could not be (docs/alerts.md).
+BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=1.0)
+BROKER_TIMEOUT_OPTIONS = {
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
+    "retry_on_timeout": False,
+    "max_retries": 1,
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(VAR_DIR / "broker" / "queue"),
@@ -219,9 +229,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    else {"visibility_timeout": 3600, **BROKER_TIMEOUT_OPTIONS}
 )
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a worker keeps reconnecting; producers never retry (outbox)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# No result backend is used (every task ignores its result); if one is configured, the
+# same bounds apply to it.
+CELERY_REDIS_SOCKET_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = BROKER_SOCKET_TIMEOUT
+CELERY_REDIS_RETRY_ON_TIMEOUT = False
+# Webhooks and e-mail have queues of their own, served by separate workers (Procfile.dev).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -309,9 +329,10 @@ CELERY_BEAT_SCHEDULE["incidents-deadline-reminders"] = {
 }
 
 # alerts
-# Webhook timeouts in seconds: connecting, then waiting for the answer.
-ALERTS_CONNECT_TIMEOUT = env.float("ALERTS_CONNECT_TIMEOUT", default=5.0)
-ALERTS_READ_TIMEOUT = env.float("ALERTS_READ_TIMEOUT", default=15.0)
+# Webhook timeouts in seconds: connecting, then waiting for the answer. Standard Webhooks
+# asks receivers to answer within a few seconds (verify, store, answer 2xx, work later).
+ALERTS_CONNECT_TIMEOUT = env.float("ALERTS_CONNECT_TIMEOUT", default=3.0)
+ALERTS_READ_TIMEOUT = env.float("ALERTS_READ_TIMEOUT", default=5.0)
 # Tries per delivery before it is dead; backoff doubles from BASE up to CAP seconds (with jitter).
 ALERTS_MAX_ATTEMPTS = env.int("ALERTS_MAX_ATTEMPTS", default=15)
 ALERTS_BACKOFF_BASE = env.float("ALERTS_BACKOFF_BASE", default=30.0)
@@ -319,11 +340,15 @@ ALERTS_BACKOFF_CAP = env.float("ALERTS_BACKOFF_CAP", default=6 * 3600.0)
 # Longest Retry-After honoured, and longest retry held as a task countdown (longer: the sweeper).
 ALERTS_RETRY_AFTER_CAP = env.float("ALERTS_RETRY_AFTER_CAP", default=24 * 3600.0)
 ALERTS_MAX_COUNTDOWN = env.float("ALERTS_MAX_COUNTDOWN", default=300.0)
-# Sweeper: runs every INTERVAL s; re-enqueues deliveries pending GRACE s past due, frees
-# those in "sending" longer than STUCK_AFTER s (the task time limit).
-ALERTS_SWEEP_INTERVAL = env.float("ALERTS_SWEEP_INTERVAL", default=30.0)
-ALERTS_PENDING_GRACE = env.float("ALERTS_PENDING_GRACE", default=60.0)
-ALERTS_STUCK_AFTER = env.float("ALERTS_STUCK_AFTER", default=float(CELERY_TASK_TIME_LIMIT))
+# Sweeper: runs every INTERVAL s; re-enqueues deliveries and notices pending GRACE s past due,
+# frees those whose worker stopped renewing its LEASE (a worker renews every LEASE/4 s).
+ALERTS_SWEEP_INTERVAL = env.float("ALERTS_SWEEP_INTERVAL", default=5.0)
+ALERTS_PENDING_GRACE = env.float("ALERTS_PENDING_GRACE", default=10.0)
+ALERTS_LEASE_SECONDS = env.float("ALERTS_LEASE_SECONDS", default=20.0)
+# After a failed publish, a process leaves publishing to the sweeper for this many seconds.
+ALERTS_PUBLISH_PAUSE = env.float("ALERTS_PUBLISH_PAUSE", default=5.0)
+# At most this many sends (or batches) to one channel at a time, across all workers.
+ALERTS_CHANNEL_CONCURRENCY = env.int("ALERTS_CHANNEL_CONCURRENCY", default=2)
 # After a webhook goes through, the same task sends up to BATCH_SIZE - 1 more due alerts
 # to that endpoint (one claim and one record for all), for at most BATCH_SECONDS.
 ALERTS_BATCH_SIZE = env.int("ALERTS_BATCH_SIZE", default=20)

@@ -18,7 +18,7 @@ os.environ.setdefault("CHECKPOINT_SIGNING_KEY", base64.urlsafe_b64encode(os.uran
 os.environ.setdefault("DATABASE_URL", "sqlite://:memory:")
 
 from portal.settings import *  # noqa: E402,F403
-from portal.settings import BASE_DIR  # noqa: E402
+from portal.settings import BASE_DIR, BROKER_TIMEOUT_OPTIONS  # noqa: E402
 
 DEBUG = False
 SECURE_SSL_REDIRECT = False
@@ -30,7 +30,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 PRIVATE_STORAGE_ROOT = BASE_DIR / "var" / "test-private"
-CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+# The tests' Redis brokers (and the frozen-broker test) get production's timeouts.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = dict(BROKER_TIMEOUT_OPTIONS)
 CELERY_TASK_ALWAYS_EAGER = False
 WEBHOOK_ALLOW_HTTP = True
 WEBHOOK_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.0/8"]

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from portal.accounts.models import WRITE_ROLES, User
+from portal.alerts.emails import plain_email
 from portal.alerts.models import Alert, ChannelKind, Delivery
 from portal.alerts.notices import queue_email
-from portal.alerts.transports import plain_email
 
 from ..models import Incident
 

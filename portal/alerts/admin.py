@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -23,6 +24,11 @@ from .models import (
     RoutingRule,
 )
 
+BACKLOG_CHOICES = [
+    ("release", _("Send the held alerts, oldest first")),
+    ("discard", _("Discard the held alerts (they are listed as failed)")),
+]
+
 
 class ChannelForm(forms.ModelForm):
     event_types = forms.MultipleChoiceField(
@@ -31,6 +37,13 @@ class ChannelForm(forms.ModelForm):
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=_("Event types this channel wants; none ticked means every event type."),
+    )
+    held_alerts = forms.ChoiceField(
+        label=_("held alerts"),
+        choices=BACKLOG_CHOICES,
+        initial="release",
+        required=False,
+        help_text=_("When a disabled channel is enabled again: what to do with the alerts it held."),
     )
 
     class Meta:
@@ -43,6 +56,7 @@ class ChannelForm(forms.ModelForm):
             "url",
             "event_types",
             "enabled",
+            "held_alerts",
             "disabled_reason",
             "is_default",
         ]
@@ -107,8 +121,12 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["authority", "kind", "address", "enabled", "is_default", "has_previous_secret"]
     list_filter = ["kind", "enabled", "is_default", "authority"]
     search_fields = ["authority__name", "email", "url"]
-    readonly_fields = ["previous_secret_expires_at"]
-    actions = ["send_test_alert", "rotate_secret"]
+    readonly_fields = ["previous_secret_expires_at", "held_count"]
+    actions = ["send_test_alert", "rotate_secret", "enable_and_release", "enable_and_discard"]
+
+    @admin.display(description=_("alerts held"))
+    def held_count(self, obj: Channel) -> int:
+        return obj.deliveries.filter(status=DeliveryStatus.HELD).count() if obj.pk else 0
 
     @admin.display(description=_("old secret still signing"), boolean=True)
     def has_previous_secret(self, obj: Channel) -> bool:
@@ -118,9 +136,37 @@ class ChannelAdmin(admin.ModelAdmin):
         secret = None
         if obj.kind == ChannelKind.WEBHOOK and not obj.secret:
             secret = obj.rotate_secret(overlap=timedelta(0))
+        enabling = change and obj.enabled and "enabled" in form.changed_data
+        if enabling:
+            # Enabled again through the form: the service does it, with the backlog choice.
+            obj.enabled = False
         super().save_model(request, obj, form, change)
+        if enabling:
+            release = form.cleaned_data.get("held_alerts") != "discard"
+            self._enable(request, [obj], release=release)
         if secret:
             _show_secret_once(request, obj, secret)
+
+    def _enable(self, request, channels, *, release: bool) -> None:
+        count = sum(
+            services.enable_channel(channel=c, release=release, actor=request.user, request=request)
+            for c in channels
+        )
+        if release:
+            message = ngettext("Enabled; %d held alert queued.", "Enabled; %d held alerts queued.", count)
+        else:
+            message = ngettext(
+                "Enabled; %d held alert discarded.", "Enabled; %d held alerts discarded.", count
+            )
+        self.message_user(request, message % count)
+
+    @admin.action(description=_("Enable and send the held alerts, oldest first"))
+    def enable_and_release(self, request, queryset):
+        self._enable(request, list(queryset), release=True)
+
+    @admin.action(description=_("Enable and discard the held alerts"))
+    def enable_and_discard(self, request, queryset):
+        self._enable(request, list(queryset), release=False)
 
     @admin.action(description=_("Send a test alert"))
     def send_test_alert(self, request, queryset):
@@ -193,6 +239,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ResendForm(forms.Form):
+    channel = forms.ModelChoiceField(
+        label=_("channel"),
+        queryset=Channel.objects.select_related("authority"),
+        help_text=_("Any channel, whatever the routing rules say; a disabled one holds the alerts."),
+    )
+
+
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event_type", "operator", "province", "unrouted", "delivery_summary"]
@@ -213,6 +267,39 @@ class AlertAdmin(ReadOnlyAdmin):
         "body",
     ]
     readonly_fields = fields
+
+    actions = ["resend"]
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("alerts.change_delivery")
+
+    @admin.action(description=_("Send the selected alerts (again) to a channel"), permissions=["resend"])
+    def resend(self, request, queryset):
+        form = ResendForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            channel = form.cleaned_data["channel"]
+            for alert in queryset:
+                services.resend_alert(alert=alert, channel=channel, actor=request.user, request=request)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d alert queued for %(channel)s.",
+                    "%(n)d alerts queued for %(channel)s.",
+                    len(queryset),
+                )
+                % {"n": len(queryset), "channel": channel},
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send alerts to a channel"),
+            "queryset": queryset,
+            "form": form,
+            "action": "resend",
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/alerts/alert/resend.html", context)
 
     @admin.display(description=_("deliveries"))
     def delivery_summary(self, obj: Alert) -> str:
@@ -241,7 +328,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "kind", "authority", "alert__event_type"]
     search_fields = ["address", "authority__name", "alert__uuid"]
     inlines = [AttemptInline]
-    actions = ["retry"]
+    actions = ["retry", "resend"]
     fields = [
         "alert",
         "authority",
@@ -277,6 +364,21 @@ class DeliveryAdmin(ReadOnlyAdmin):
         )
         self.message_user(
             request, ngettext("%d delivery queued again.", "%d deliveries queued again.", retried) % retried
+        )
+
+    @admin.action(
+        description=_("Send the selected deliveries again, whatever their state"), permissions=["change"]
+    )
+    def resend(self, request, queryset):
+        deliveries = list(queryset.select_related("alert__operator", "channel"))
+        for delivery in deliveries:
+            services.resend_alert(
+                alert=delivery.alert, channel=delivery.channel, actor=request.user, request=request
+            )
+        self.message_user(
+            request,
+            ngettext("%d delivery queued again.", "%d deliveries queued again.", len(deliveries))
+            % len(deliveries),
         )
 
 

@@ -353,12 +353,16 @@ class DeliveryStatus(models.TextChoices):
     SENDING = "sending", _("Sending")
     DELIVERED = "delivered", _("Delivered")
     DEAD = "dead", _("Failed")
+    # The channel is disabled: kept, in order, until BSSN enables it again (and chooses
+    # to send or discard what it held).
+    HELD = "held", _("Held (channel disabled)")
 
 
 class OutboxQuerySet(models.QuerySet):
     """Rows of an outbox (Delivery, Notice): pending → sending → done, or dead.
 
-    Both models' status choices name these three states with the same values.
+    Both models' status choices name these three states with the same values. A row
+    in sending carries a lease (`leased_until`) that its worker renews while it works.
     """
 
     PENDING, SENDING, DEAD = "pending", "sending", "dead"
@@ -366,8 +370,9 @@ class OutboxQuerySet(models.QuerySet):
     def due(self, now, *, grace: timedelta) -> "OutboxQuerySet":
         return self.filter(status=self.PENDING, next_attempt_at__lte=now - grace)
 
-    def stuck(self, now, *, after: timedelta) -> "OutboxQuerySet":
-        return self.filter(status=self.SENDING, claimed_at__lte=now - after)
+    def stuck(self, now) -> "OutboxQuerySet":
+        """Rows in sending whose worker stopped renewing the lease (a row claimed before leases had none)."""
+        return self.filter(Q(leased_until__lt=now) | Q(leased_until__isnull=True), status=self.SENDING)
 
 
 class DeliveryQuerySet(OutboxQuerySet):
@@ -397,6 +402,9 @@ class Delivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Set by each claim; only the holder of the current claim may record the outcome.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    # While sending: the claim holds until then; its worker renews it (lease.py), the
+    # sweeper frees it once it has expired (the worker died).
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
     delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -422,7 +430,15 @@ class Delivery(models.Model):
                 condition=Q(status="pending"),
                 name="alerts_delivery_due_by_channel",
             ),
-            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_delivery_stuck"),
+            # Rows in sending, by channel: the per-channel concurrency cap counts them, the
+            # sweeper looks for expired leases among them.
+            models.Index(
+                fields=["channel", "leased_until"],
+                condition=Q(status="sending"),
+                name="alerts_delivery_sending",
+            ),
+            # What a disabled channel holds, in order, for its release.
+            models.Index(fields=["channel", "id"], condition=Q(status="held"), name="alerts_delivery_held"),
             # The admin's "failed" list, where BSSN retries them. Rows enter it only when
             # they die, so the hot path never writes to it.
             models.Index(fields=["-id"], condition=Q(status="dead"), name="alerts_delivery_dead"),
@@ -492,6 +508,8 @@ class Notice(models.Model):
     attempt_count = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # While sending: renewed by its worker, freed by the sweeper once expired (as deliveries).
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
@@ -504,7 +522,7 @@ class Notice(models.Model):
         ordering = ["-pk"]
         indexes = [
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="alerts_notice_due"),
-            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="alerts_notice_stuck"),
+            models.Index(fields=["leased_until"], condition=Q(status="sending"), name="alerts_notice_leased"),
         ]
 
     def __str__(self) -> str:

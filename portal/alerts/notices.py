@@ -9,7 +9,7 @@
   failure (connection refused, timeout, an SMTP 4xx) is retried with the alerts'
   backoff; a permanent one (an SMTP 5xx) or the last attempt marks it failed, listed in
   the admin with a retry action. The sweeper re-enqueues notices left pending (broker
-  down at commit) or stuck sending (worker killed mid-send).
+  down at commit) or whose worker stopped renewing its lease (killed mid-send).
 - At least once: a worker killed between the mail server's acceptance and the record
   sends that e-mail again once the sweeper frees it.
 - Errors are recorded as codes and exception names, never with an address.
@@ -28,11 +28,14 @@ from django.utils import timezone
 
 from portal.audit.services import record
 
-from . import outbox
+from . import lease, outbox
 from .models import Notice, NoticeStatus
-from .outbox import backoff_seconds, publish
+from .outbox import EMAIL_QUEUE, backoff_seconds, publish
 
 logger = logging.getLogger(__name__)
+
+# Published by name: tasks.py is the layer above this module, which never imports it.
+SEND_NOTICE_TASK = "portal.alerts.tasks.send_notice_task"
 
 
 def queue_email(message: EmailMultiAlternatives, *, template: str, operator=None) -> Notice:
@@ -57,10 +60,8 @@ def queue_email(message: EmailMultiAlternatives, *, template: str, operator=None
 
 
 def enqueue_notices(*, notice_ids: list[int], countdown: float | None = None) -> int:
-    """Publish one send task per notice; return how many were published (see `outbox.publish`)."""
-    from .tasks import send_notice_task
-
-    return publish(send_notice_task, notice_ids, countdown=countdown, what="notice")
+    """Publish one send task per notice, on the e-mail queue; return how many were published."""
+    return publish(SEND_NOTICE_TASK, notice_ids, countdown=countdown, queue=EMAIL_QUEUE, what="notice")
 
 
 def _failure(exc: Exception) -> tuple[str, bool]:
@@ -78,7 +79,12 @@ def send_notice(*, notice_id: int) -> float | None:
     now = timezone.now()
     claimed = Notice.objects.filter(
         pk=notice_id, status=NoticeStatus.PENDING, next_attempt_at__lte=now
-    ).update(status=NoticeStatus.SENDING, claimed_at=now, attempt_count=F("attempt_count") + 1)
+    ).update(
+        status=NoticeStatus.SENDING,
+        claimed_at=now,
+        leased_until=lease.expiry(now),
+        attempt_count=F("attempt_count") + 1,
+    )
     if not claimed:
         return None
     notice = Notice.objects.get(pk=notice_id)
@@ -87,7 +93,8 @@ def send_notice(*, notice_id: int) -> float | None:
         message.attach_alternative(notice.html, "text/html")
     retry_in: float | None = None
     try:
-        message.send()
+        with lease.held(notices=[notice.pk]):
+            message.send()
     except Exception as exc:  # whatever the backend raises is recorded, never lost
         error, permanent = _failure(exc)
         if permanent or notice.attempt_count >= settings.ALERTS_MAX_ATTEMPTS:

@@ -12,8 +12,10 @@ Contract for the apps that raise events (incidents, suspected cases):
 - Routing: the enabled RoutingRules matching the event type (exactly, by family such
   as "incident.*", or "*"), the operator's sector (or any) and the province (or any;
   `province` defaults to `operator.province`) give authorities; each authority's
-  enabled channels that want the event type get one Delivery. No match → BSSN's
-  default channel and `alert.unrouted = True`; an event is never dropped.
+  channels that want the event type get one Delivery: pending, or held when the
+  channel is disabled (sent in order once BSSN enables it again, or discarded by
+  BSSN's choice). No match → BSSN's default channel and `alert.unrouted = True`; an
+  event is never dropped.
 - `payload` is your data document, already minimal; it must carry
   `"schema": "<event_type>/1"`. Every recipient of the alert receives exactly the
   bytes in `alert.body`: the envelope {"id", "type", "timestamp", "data": payload}
@@ -33,12 +35,13 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from portal.audit.services import record
 
-from . import outbox, store
-from .disclosure import body_for_send
+from . import disclosure, lease, outbox, store
+from .emails import plain_email
 from .models import (
     EVENT_TYPES,
     Alert,
@@ -52,17 +55,20 @@ from .models import (
     EventType,
 )
 from .notices import queue_email
-from .outbox import backoff_seconds, publish
-from .transports import SendResult, TransportError, plain_email, transport_for
+from .outbox import EMAIL_QUEUE, WEBHOOK_QUEUE, backoff_seconds, publish
+from .transports import SendResult, TransportError, transport_for
 
 logger = logging.getLogger(__name__)
+
+# Published by name: tasks.py is the layer above this module, which never imports it.
+DELIVER_TASK = "portal.alerts.tasks.deliver_task"
 
 
 # --- Emitting ------------------------------------------------------------------
 
 
 def route(*, event_type: str, sector: str, province: str) -> list[Channel]:
-    """Return the enabled channels that should receive this event, in a stable order (secrets not loaded)."""
+    """Return the channels (disabled ones too) that should receive this event, by id (no secrets)."""
     channels = store.routed_channels(
         patterns=EventPattern.matching(event_type), sector=sector, province=province
     )
@@ -102,19 +108,24 @@ def emit_event(
     # No savepoint: inside the caller's transaction the alert stands or falls with the event.
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
-            ids = store.insert_routed(alert, patterns=patterns, sector=sector, province=province)
+            to_send, written = store.insert_routed(alert, patterns=patterns, sector=sector, province=province)
         else:
             channels = route(event_type=event_type, sector=sector, province=province)
             store.insert(Alert, [alert])
-            ids = [d.pk for d in _create_deliveries(alert, channels, enqueue=False)]
-        if not ids:
-            ids = _send_unrouted(alert, event_type=event_type, sector=sector)
-        if ids:
-            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids), robust=True)
+            deliveries = _create_deliveries(alert, channels, enqueue=False)
+            to_send, written = _sendable(deliveries), len(deliveries)
+        if not written:
+            to_send = _sendable(_send_unrouted(alert, event_type=event_type, sector=sector))
+        if to_send:
+            transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
     return alert
 
 
-def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[int]:
+def _sendable(deliveries: list[Delivery]) -> list[tuple[int, str]]:
+    return [(d.pk, d.kind) for d in deliveries if d.status == DeliveryStatus.PENDING]
+
+
+def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[Delivery]:
     """Give an alert that no rule routed to BSSN's default channel, and flag it; return the delivery ids."""
     logger.warning(
         "alert %s for %s matched no routing rule; sending to the default channel", event_type, sector or "-"
@@ -125,10 +136,11 @@ def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[int]:
     if fallback is None:
         logger.error("alert %s has no channel at all (no default channel configured)", alert.pk)
         return []
-    return [d.pk for d in _create_deliveries(alert, [fallback], enqueue=False)]
+    return _create_deliveries(alert, [fallback], enqueue=False)
 
 
 def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool = True) -> list[Delivery]:
+    """Write one delivery per channel (held for a disabled channel); with `enqueue`, send after commit."""
     if not channels:
         return []
     deliveries = [
@@ -138,15 +150,16 @@ def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool =
             authority_id=c.authority_id,
             kind=c.kind,
             address=c.address,
+            status=DeliveryStatus.PENDING if c.enabled else DeliveryStatus.HELD,
             next_attempt_at=alert.created_at,
             created_at=alert.created_at,
         )
         for c in channels
     ]
     store.insert(Delivery, deliveries)
-    ids = [d.pk for d in deliveries]
-    if ids and enqueue:
-        transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids), robust=True)
+    to_send = _sendable(deliveries)
+    if to_send and enqueue:
+        transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
     return deliveries
 
 
@@ -169,11 +182,35 @@ def send_test_alert(*, channel: Channel, actor=None, request=None) -> Alert:
     return alert
 
 
-def enqueue_deliveries(*, delivery_ids: list[int], countdown: float | None = None) -> int:
-    """Publish one delivery task per id; return how many were published (see `outbox.publish`)."""
-    from .tasks import deliver_task
+def enqueue_deliveries(
+    *, delivery_ids: list[int], countdown: float | None = None, kind: str = ChannelKind.WEBHOOK
+) -> int:
+    """Publish one delivery task per id, on the queue of their `kind`; return how many were published.
 
-    return publish(deliver_task, delivery_ids, countdown=countdown, what="delivery")
+    See `outbox.publish`: a broker that is down or frozen leaves the rows to the sweeper.
+    """
+    queue = WEBHOOK_QUEUE if kind == ChannelKind.WEBHOOK else EMAIL_QUEUE
+    return publish(DELIVER_TASK, delivery_ids, countdown=countdown, queue=queue, what="delivery")
+
+
+def _enqueue_kinds(deliveries: list[tuple[int, str]], countdown: float | None = None) -> int:
+    """Publish (id, kind) pairs, webhooks first; return how many were published."""
+    published = 0
+    for kind in (ChannelKind.WEBHOOK, ChannelKind.EMAIL):
+        ids = [pk for pk, k in deliveries if k == kind]
+        if ids:
+            published += enqueue_deliveries(delivery_ids=ids, countdown=countdown, kind=kind)
+    return published
+
+
+def body_for_send(delivery: Delivery) -> str:
+    """Return the envelope text this delivery is about to send (webhook body, e-mail attachment).
+
+    The one place in the send path where the body is obtained. The send-time
+    disclosure check (portal/alerts/disclosure.py) decides here, at every send and
+    retry, what personal data this message may carry now.
+    """
+    return disclosure.body_for_send(delivery).decode()
 
 
 # --- Delivering ----------------------------------------------------------------
@@ -187,16 +224,22 @@ def deliver(*, delivery_id: int) -> float | None:
     call sends other due deliveries to that endpoint (see `_deliver_more`).
     """
     token = uuid.uuid4()
-    # One statement claims the delivery and reads what a webhook send needs.
+    # One statement claims the delivery and reads what a webhook send needs. It claims
+    # nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY sends under way:
+    # the delivery stays due for the batch of one of those, or for the sweeper.
     delivery = store.claim(delivery_id=delivery_id, token=token, now=timezone.now())
     if delivery is None:
+        return None
+    if not delivery.channel.enabled:
+        _hold(delivery_ids=[delivery.pk], token=token)
         return None
     if delivery.kind != ChannelKind.WEBHOOK:
         # An e-mail is rendered from the whole alert, its operator and the authority.
         delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
-    started_at, latency_ms, result, error = _send(delivery)
+    with lease.held(tokens=[token]):
+        started_at, latency_ms, result, error = _send(delivery)
     retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
-    if error is None and delivery.kind == ChannelKind.WEBHOOK and settings.ALERTS_BATCH_SIZE > 1:
+    if error is None and settings.ALERTS_BATCH_SIZE > 1:
         _deliver_more(delivery.channel_id)
     return retry_in
 
@@ -210,55 +253,85 @@ def _send(delivery: Delivery, transport=None) -> tuple:
     start = time.monotonic()
     result: SendResult | None = None
     error: TransportError | None = None
-    if not delivery.channel.enabled:
-        error = TransportError("channel disabled", permanent=True)
-    else:
-        # Send-time disclosure: the basis for personal data is checked again, now.
-        body_for_send(delivery)
-        try:
-            result = (transport or transport_for(delivery.channel)).send(delivery)
-        except TransportError as exc:
-            error = exc
+    body = body_for_send(delivery)
+    if body != delivery.alert.body:
+        delivery.alert.body = body
+        delivery.alert.__dict__.pop("_payload", None)  # the e-mail's fields follow the body sent
+    try:
+        result = (transport or transport_for(delivery.channel)).send(delivery)
+    except TransportError as exc:
+        error = exc
     return started_at, int((time.monotonic() - start) * 1000), result, error
 
 
 def _deliver_more(channel_id: int) -> None:
-    """Send up to ALERTS_BATCH_SIZE - 1 more due deliveries to an endpoint that just answered.
+    """Send more due deliveries to an endpoint that just answered, ALERTS_BATCH_SIZE - 1 per claim.
 
     Each delivery's own task still comes, finds it sent, and does nothing; meanwhile a
-    burst of alerts costs one claim and one record per batch instead of per alert. The
-    batch stops at the first failure, or when ALERTS_BATCH_SECONDS have passed; what it
-    did not try goes back to pending untouched, for its own task.
+    burst of alerts costs one claim per batch instead of per alert. Each result is
+    recorded as soon as its send returns, so a worker killed mid-batch re-sends only the
+    alert it was sending. It claims again while alerts are due, and stops at the first
+    failure or when ALERTS_BATCH_SECONDS have passed; what it claimed and did not try
+    goes back to pending and is published again.
     """
-    token = uuid.uuid4()
-    batch = store.claim_due(
-        channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
-    )
     deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
-    # One transport for the batch: it resolves and checks the endpoint once.
-    transport = transport_for(batch[0].channel) if batch else None
-    sent: list[Attempt] = []
-    for position, delivery in enumerate(batch):
-        if time.monotonic() > deadline:
-            store.release(delivery_ids=[d.pk for d in batch[position:]], token=token)
-            break
-        started_at, latency_ms, result, error = _send(delivery, transport)
-        if error is not None:
-            retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
-            schedule_retry(delivery_id=delivery.pk, retry_in=retry_in)
-            store.release(delivery_ids=[d.pk for d in batch[position + 1 :]], token=token)
-            break
-        sent.append(_attempt(delivery, started_at, latency_ms, result, None, AttemptOutcome.DELIVERED))
-    store.finish_delivered(token=token, attempts=sent, now=timezone.now())
+    transport = None
+    while time.monotonic() <= deadline:
+        token = uuid.uuid4()
+        batch = store.claim_due(
+            channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
+        )
+        if not batch:
+            return
+        if not batch[0].channel.enabled:
+            _hold(delivery_ids=[d.pk for d in batch], token=token)
+            return
+        if batch[0].kind != ChannelKind.WEBHOOK:
+            batch = list(
+                Delivery.objects.select_related("alert", "channel", "authority").filter(
+                    pk__in=[d.pk for d in batch]
+                )
+            )
+            batch.sort(key=lambda d: d.pk)
+        # One transport for the batches: it resolves and checks the endpoint once.
+        transport = transport or transport_for(batch[0].channel)
+        with lease.held(tokens=[token]):
+            for position, delivery in enumerate(batch):
+                if time.monotonic() > deadline:
+                    _give_back(batch[position:], token)
+                    return
+                started_at, latency_ms, result, error = _send(delivery, transport)
+                retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
+                if error is not None:
+                    schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
+                    _give_back(batch[position + 1 :], token)
+                    return
 
 
-def schedule_retry(*, delivery_id: int, retry_in: float | None) -> None:
+def _give_back(deliveries: list[Delivery], token: uuid.UUID) -> None:
+    """Release claimed, untried deliveries and publish them again (their own tasks may have come and gone)."""
+    if deliveries and store.release(delivery_ids=[d.pk for d in deliveries], token=token):
+        enqueue_deliveries(delivery_ids=[d.pk for d in deliveries], kind=deliveries[0].kind)
+
+
+def _hold(*, delivery_ids: list[int], token: uuid.UUID) -> int:
+    """Put claimed deliveries to a disabled channel on hold, untried (their attempt not counted)."""
+    return Delivery.objects.filter(pk__in=delivery_ids, claim_token=token).update(
+        status=DeliveryStatus.HELD, claim_token=None, attempt_count=F("attempt_count") - 1
+    )
+
+
+def schedule_retry(*, delivery_id: int, retry_in: float | None, kind: str | None = None) -> None:
     """Enqueue the delivery's next try (see `outbox.schedule_retry`)."""
-    outbox.schedule_retry(_enqueue, delivery_id, retry_in)
+    outbox.schedule_retry(lambda ids, countdown: _enqueue(ids, countdown, kind=kind), delivery_id, retry_in)
 
 
-def _enqueue(ids: list[int], countdown: float | None) -> int:
-    return enqueue_deliveries(delivery_ids=ids, countdown=countdown)
+def _enqueue(ids: list[int], countdown: float | None, *, kind: str | None = None) -> int:
+    """Publish deliveries by id; without `kind`, each one's kind is read first."""
+    if kind is not None:
+        return enqueue_deliveries(delivery_ids=ids, countdown=countdown, kind=kind)
+    kinds = dict(Delivery.objects.filter(pk__in=ids).values_list("pk", "kind"))
+    return _enqueue_kinds([(pk, kinds[pk]) for pk in ids if pk in kinds], countdown)
 
 
 def _attempt(delivery, started_at, latency_ms, result, error, outcome) -> Attempt:
@@ -275,14 +348,24 @@ def _attempt(delivery, started_at, latency_ms, result, error, outcome) -> Attemp
 
 
 def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> float | None:
+    """Record the attempt and move the delivery on, at once; return seconds to the next try, or None."""
     now = timezone.now()
     number = delivery.attempt_count
     retry_in: float | None = None
+    disable = error is not None and error.disable
     if error is None:
         outcome, status, fields = (
             AttemptOutcome.DELIVERED,
             DeliveryStatus.DELIVERED,
             {"delivered_at": now, "last_error": ""},
+        )
+    elif disable:
+        # Gone: the endpoint is disabled and this alert waits with the later ones for
+        # BSSN to enable it again (or to discard them).
+        outcome, status, fields = (
+            AttemptOutcome.FAILED,
+            DeliveryStatus.HELD,
+            {"last_error": error.message[:500]},
         )
     elif error.permanent or number >= settings.ALERTS_MAX_ATTEMPTS:
         outcome, status, fields = (
@@ -299,10 +382,9 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
     # (On SQLite these are two statements: a crash between them leaves the delivery
     # "sending", which the sweeper frees and sends again.)
     attempt = _attempt(delivery, started_at, latency_ms, result, error, outcome)
-    disable = error is not None and error.disable
-    # A gone endpoint is disabled in the transaction that makes the delivery dead, so
-    # nobody (no other worker, no admin page) sees the one without the other; BSSN's
-    # e-mail about it is written there too (outbox) and sent after commit.
+    # A gone endpoint is disabled in the transaction that holds the delivery, so nobody
+    # (no other worker, no admin page) sees the one without the other; BSSN's e-mail
+    # about it is written there too (outbox) and sent after commit.
     with transaction.atomic() if disable else nullcontext():
         still_ours = store.finish(
             delivery_id=delivery.pk, token=token, attempt=attempt, fields={"status": status.value, **fields}
@@ -316,11 +398,15 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
 
 
 def _disable_channel(channel: Channel, *, reason: str) -> None:
+    """Disable a channel (audited) and hold what is waiting for it."""
     with transaction.atomic():
         updated = Channel.objects.filter(pk=channel.pk, enabled=True).update(
             enabled=False, disabled_reason=reason[:200]
         )
         if updated:
+            Delivery.objects.filter(channel_id=channel.pk, status=DeliveryStatus.PENDING).update(
+                status=DeliveryStatus.HELD
+            )
             record(
                 action="alerts.channel_disabled",
                 target=channel,
@@ -348,6 +434,81 @@ def _notify_bssn_channel_disabled(delivery: Delivery) -> None:
 def retry_delivery(*, delivery: Delivery, actor=None, request=None) -> bool:
     """Put a dead delivery back in the queue (admin action); return whether it was dead."""
     return outbox.retry_dead(delivery, _enqueue, action="alerts.delivery_retry", actor=actor, request=request)
+
+
+def resend_alert(*, alert: Alert, channel: Channel, actor=None, request=None) -> Delivery:
+    """Send `alert` to `channel` (again), whatever its routing and its earlier outcome (admin, audited).
+
+    The alert's delivery to that channel is created if there is none, else queued
+    again with the channel's current address; one being sent right now is left alone.
+    To a disabled channel it is held, like everything else for that channel.
+    """
+    status = DeliveryStatus.PENDING if channel.enabled else DeliveryStatus.HELD
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().filter(alert=alert, channel=channel).first()
+        old = delivery.status if delivery else None
+        if delivery is None:
+            [delivery] = _create_deliveries(alert, [channel], enqueue=False)
+        elif delivery.status != DeliveryStatus.SENDING:
+            Delivery.objects.filter(pk=delivery.pk).update(
+                status=status,
+                kind=channel.kind,
+                address=channel.address,
+                next_attempt_at=timezone.now(),
+                last_error="",
+                claim_token=None,
+            )
+            delivery.status = status
+        else:
+            return delivery
+        record(
+            action="alerts.delivery_resend",
+            actor=actor,
+            operator=alert.operator,
+            target=delivery,
+            request=request,
+            changes={"alert": alert.webhook_id, "channel": channel.pk, "status": {"old": old, "new": status}},
+        )
+        if status == DeliveryStatus.PENDING:
+            pk, kind = delivery.pk, channel.kind
+            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=[pk], kind=kind), robust=True)
+    return delivery
+
+
+def enable_channel(*, channel: Channel, release: bool, actor=None, request=None) -> int:
+    """Enable a channel again and release (in order) or discard what it held; audited. Return the count.
+
+    Released alerts keep their original time as their due time, so they go out oldest
+    first; discarded ones become failed deliveries ("discarded" in their last error),
+    which the admin's retry action can still send.
+    """
+    with transaction.atomic():
+        was_enabled = Channel.objects.select_for_update().values_list("enabled", flat=True).get(pk=channel.pk)
+        Channel.objects.filter(pk=channel.pk).update(
+            enabled=True, disabled_reason="", updated_at=timezone.now()
+        )
+        channel.enabled, channel.disabled_reason = True, ""
+        held = Delivery.objects.filter(channel_id=channel.pk, status=DeliveryStatus.HELD)
+        ids = list(held.order_by("pk").values_list("pk", flat=True))
+        if release:
+            held.update(status=DeliveryStatus.PENDING, next_attempt_at=F("created_at"), last_error="")
+        else:
+            held.update(status=DeliveryStatus.DEAD, last_error="discarded when the channel was enabled again")
+        record(
+            action="alerts.channel_enable",
+            actor=actor,
+            target=channel,
+            request=request,
+            changes={
+                "enabled": {"old": was_enabled, "new": True},
+                "held": len(ids),
+                "backlog": "released" if release else "discarded",
+            },
+        )
+        if release and ids:
+            kind = channel.kind
+            transaction.on_commit(lambda: enqueue_deliveries(delivery_ids=ids, kind=kind), robust=True)
+    return len(ids)
 
 
 # --- Sweeping ------------------------------------------------------------------

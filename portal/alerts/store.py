@@ -18,9 +18,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import F, Model
 
+from . import lease
 from .models import Alert, Attempt, Channel, ChannelKind, Delivery, DeliveryStatus, RoutingRule
 
 # What a webhook send needs, per model; the rest stays deferred.
@@ -136,12 +138,15 @@ def _route_sql(vendor: str, patterns: int) -> str:
     columns = ", ".join(_q(f.column) for f in _in_model_order(Channel, ROUTED_CHANNEL))
     return (
         f"SELECT {columns} FROM {_q(Channel._meta.db_table)} "  # noqa: S608
-        f"WHERE {_q('enabled')} AND {_q('authority_id')} IN ({_rules_sql(patterns)}) ORDER BY {_q('id')}"
+        f"WHERE {_q('authority_id')} IN ({_rules_sql(patterns)}) ORDER BY {_q('id')}"
     )
 
 
 def routed_channels(*, patterns: list[str], sector: str, province: str) -> list[Channel]:
-    """Return the enabled channels of the authorities whose enabled rules match, by id (secrets deferred)."""
+    """Return the channels of the authorities whose enabled rules match, by id (secrets deferred).
+
+    Disabled channels are included: their deliveries are written as held.
+    """
     sql = _route_sql(connection.vendor, len(patterns))
     with _cursor() as cursor:
         cursor.execute(sql, [*patterns, sector, province])
@@ -199,11 +204,12 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         "authority_id": f"{c}.{_q('authority_id')}",
         "kind": f"{c}.{_q('kind')}",
         "address": f"CASE WHEN {c}.{_q('kind')} = %s THEN {c}.{_q('email')} ELSE {c}.{_q('url')} END",
-        "status": "%s",
+        "status": f"CASE WHEN {c}.{_q('enabled')} THEN %s ELSE %s END",
         "attempt_count": "0",
         "next_attempt_at": f"{_q('alert')}.{_q('created_at')}",
         "claimed_at": null,
         "claim_token": null,
+        "leased_until": null,
         "delivered_at": null,
         "last_error": "''",
         "created_at": f"{_q('alert')}.{_q('created_at')}",
@@ -216,30 +222,37 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
         f"SELECT {', '.join(values[f.attname] for f in fields)} "
         f"FROM {_q('alert')}, {_q(channel)} AS {c} "
-        f"WHERE {c}.{_q('enabled')} AND {c}.{_q('authority_id')} IN ({_rules_sql(patterns)}) "
+        f"WHERE {c}.{_q('authority_id')} IN ({_rules_sql(patterns)}) "
         f"AND (jsonb_array_length({c}.{_q('event_types')}) = 0 OR {c}.{_q('event_types')} ? %s) "
-        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}) "
-        f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} ORDER BY {_q('id')}) "
-        f"FROM {_q('alert')}"
+        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}, {_q('kind')}, {_q('status')}) "
+        f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} "  # noqa: S608
+        f"WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
+        f"ARRAY(SELECT {_q('kind')} FROM {_q('routed')} WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
+        f"(SELECT count(*) FROM {_q('routed')}) FROM {_q('alert')}"
     )
 
 
-def insert_routed(alert: Alert, *, patterns: list[str], sector: str, province: str) -> list[int]:
-    """PostgreSQL: INSERT `alert` and a delivery to every channel its routing rules reach; return their ids.
+def insert_routed(
+    alert: Alert, *, patterns: list[str], sector: str, province: str
+) -> tuple[list[tuple[int, str]], int]:
+    """PostgreSQL: INSERT `alert` and a delivery to every channel its routing rules reach.
 
-    The same routing as `routed_channels` plus `Channel.wants`, in the statement that
-    writes the alert: one round trip where routing and two inserts took three.
+    Return ((id, kind) of the deliveries to send now, how many deliveries were written
+    in all): a disabled channel's delivery is written as held. The same routing as
+    `routed_channels` plus `Channel.wants`, in the statement that writes the alert: one
+    round trip where routing and two inserts took three.
     """
+    pending, held = DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value
     params = _insert_params(Alert, [alert])
-    params += [ChannelKind.EMAIL.value, DeliveryStatus.PENDING.value, *patterns, sector, province]
-    params.append(alert.event_type)
+    params += [ChannelKind.EMAIL.value, pending, held, *patterns, sector, province]
+    params += [alert.event_type, pending, pending]
     with _cursor() as cursor:
         cursor.execute(_routed_insert_sql(connection.vendor, len(patterns)), params)
-        alert_id, delivery_ids = cursor.fetchone()
+        alert_id, ids, kinds, written = cursor.fetchone()
     alert.pk = alert_id
     alert._state.adding = False
     alert._state.db = connection.alias
-    return list(delivery_ids)
+    return list(zip(ids, kinds, strict=True)), written
 
 
 # --- Claiming --------------------------------------------------------------------
@@ -250,7 +263,15 @@ def _claim_sql(vendor: str, batch: bool) -> str:
     delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
     claim = (
         f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608
-        f"{_q('claim_token')} = %s, {_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
+        f"{_q('claim_token')} = %s, {_q('leased_until')} = %s, "
+        f"{_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
+    )
+    # The per-channel concurrency cap: how many claims (a batch counts once) are sending
+    # to this channel now. A soft cap: two claims at the same instant may both pass.
+    cap = (
+        f"(SELECT count(DISTINCT {_q('s')}.{_q('claim_token')}) FROM {_q(delivery)} AS {_q('s')} "  # noqa: S608
+        f"WHERE {_q('s')}.{_q('channel_id')} = {_q(delivery)}.{_q('channel_id')} "
+        f"AND {_q('s')}.{_q('status')} = %s) < %s"
     )
     prefix, batch_table = "", ""
     # The oldest due deliveries to one channel.
@@ -259,7 +280,7 @@ def _claim_sql(vendor: str, batch: bool) -> str:
         f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
         f"ORDER BY {_q('next_attempt_at')} LIMIT %s"
     )
-    still_pending = f"{_q(delivery)}.{_q('status')} = %s"
+    still_pending = f"{_q(delivery)}.{_q('status')} = %s AND {cap}"
     if batch and vendor == "postgresql":
         # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
         # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
@@ -308,7 +329,12 @@ def _claim_params(token: uuid.UUID, now: datetime) -> list:
         DeliveryStatus.SENDING.value,
         _prep(Delivery, "claimed_at", now),
         _prep(Delivery, "claim_token", token),
+        _prep(Delivery, "leased_until", lease.expiry(now)),
     ]
+
+
+def _still_pending_params() -> list:
+    return [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, settings.ALERTS_CHANNEL_CONCURRENCY]
 
 
 def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
@@ -318,7 +344,7 @@ def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | No
     other fields load on access), or None when it is not pending and due.
     """
     params = _claim_params(token, now)
-    params += [delivery_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now)]
+    params += [delivery_id, *_still_pending_params(), _prep(Delivery, "next_attempt_at", now)]
     with _cursor() as cursor:
         cursor.execute(_claim_sql(connection.vendor, batch=False), params)
         row = cursor.fetchone()
@@ -329,9 +355,9 @@ def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -
     """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement."""
     due = [channel_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now), limit]
     if connection.vendor == "postgresql":  # the WITH comes first
-        params = [*due, *_claim_params(token, now), DeliveryStatus.PENDING.value]
+        params = [*due, *_claim_params(token, now), *_still_pending_params()]
     else:
-        params = [*_claim_params(token, now), *due, DeliveryStatus.PENDING.value]
+        params = [*_claim_params(token, now), *due, *_still_pending_params()]
     with _cursor() as cursor:
         cursor.execute(_claim_sql(connection.vendor, batch=True), params)
         rows = cursor.fetchall()
@@ -384,31 +410,3 @@ def finish(*, delivery_id: int, token: uuid.UUID, attempt: Attempt, fields: dict
     with _cursor() as cursor:
         cursor.execute(_finish_sql(connection.vendor, attnames), params)
         return cursor.rowcount == 1
-
-
-@functools.cache
-def _delivered_sql(vendor: str, rows: int) -> str:
-    update = (
-        f"UPDATE {_q(Delivery._meta.db_table)} SET {_q('status')} = %s, {_q('delivered_at')} = %s, "  # noqa: S608
-        f"{_q('last_error')} = '', {_q('claim_token')} = NULL "
-        f"WHERE {_q('claim_token')} = %s AND {_q('id')} IN ({', '.join(['%s'] * rows)})"
-    )
-    if vendor != "postgresql":
-        return update
-    return f"WITH {_q('attempt')} AS ({_insert_sql(vendor, Attempt, rows)}) {update}"
-
-
-def finish_delivered(*, token: uuid.UUID, attempts: list[Attempt], now: datetime) -> int:
-    """Record the attempts of deliveries sent under `token`, and mark those deliveries delivered."""
-    if not attempts:
-        return 0
-    ids = [a.delivery_id for a in attempts]
-    params = [DeliveryStatus.DELIVERED.value, _prep(Delivery, "delivered_at", now)]
-    params += [_prep(Delivery, "claim_token", token), *ids]
-    if connection.vendor == "postgresql":
-        params = _insert_params(Attempt, attempts) + params
-    else:
-        insert(Attempt, attempts)
-    with _cursor() as cursor:
-        cursor.execute(_delivered_sql(connection.vendor, len(attempts)), params)
-        return cursor.rowcount

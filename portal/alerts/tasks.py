@@ -1,4 +1,7 @@
-"""Celery tasks of the alert pipeline: thin wrappers that take ids and call one service."""
+"""Celery tasks of the alert pipeline: thin wrappers that take ids and call one service.
+
+The top layer: services and notices publish these by name and never import this module.
+"""
 
 from celery import shared_task
 
@@ -21,7 +24,7 @@ def send_notice_task(notice_id: int) -> None:
 
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_deliveries_task() -> None:
-    """Re-enqueue overdue deliveries and notices, free stuck ones (beat, every ALERTS_SWEEP_INTERVAL)."""
+    """Re-enqueue overdue deliveries and notices, free those of dead workers (beat task)."""
     services.sweep_deliveries()
     notices.sweep_notices()
 

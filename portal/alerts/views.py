@@ -51,8 +51,10 @@ def _recipients(alert: Alert) -> list[dict]:
         row = by_authority.setdefault(
             delivery.authority_id, {"name": delivery.authority.name, "status": None}
         )
-        if row["status"] is None or rank[delivery.status] > rank[row["status"]]:
-            row["status"] = delivery.status
+        # Held (the authority's channel is disabled) is BSSN's business: the operator sees it pending.
+        status = DeliveryStatus.PENDING if delivery.status == DeliveryStatus.HELD else delivery.status
+        if row["status"] is None or rank[status] > rank[row["status"]]:
+            row["status"] = status
     for row in by_authority.values():
         row["label"] = DeliveryStatus(row["status"]).label
         # "sending" is an internal step; the operator sees it as pending.

@@ -65,7 +65,7 @@ def test_the_retry_action_queues_a_dead_delivery_again(
     enqueued = []
     monkeypatch.setattr(
         "portal.alerts.services.enqueue_deliveries",
-        lambda *, delivery_ids, countdown=None: enqueued.extend(delivery_ids),
+        lambda *, delivery_ids, countdown=None, kind=None: enqueued.extend(delivery_ids),
     )
     delivery = _dead_delivery(operator, hook)
     with django_capture_on_commit_callbacks(execute=True):
@@ -142,3 +142,110 @@ def test_rotating_a_secret_shows_the_new_one_and_keeps_the_old_signing(sup, hook
     hook.refresh_from_db()
     assert hook.secret != old and hook.secret.encode() in response.content
     assert hook.signing_secrets() == [hook.secret, old]
+
+
+def _held_channel(operator, hook, count: int) -> list[Delivery]:
+    Channel.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone: endpoint disabled")
+    for _ in range(count):
+        emit_event(
+            event_type=EventType.INCIDENT_SUBMITTED,
+            operator=operator,
+            payload={"schema": "incident.submitted/1"},
+        )
+    held = list(Delivery.objects.filter(channel=hook).order_by("pk"))
+    assert [d.status for d in held] == [DeliveryStatus.HELD] * count
+    return held
+
+
+def test_enabling_a_channel_in_its_form_can_discard_the_backlog_audited(
+    sup, operator, hook, django_capture_on_commit_callbacks, monkeypatch
+):
+    from portal.audit.models import AuditEvent
+
+    enqueued = []
+    monkeypatch.setattr(
+        "portal.alerts.services.enqueue_deliveries",
+        lambda *, delivery_ids, countdown=None, kind=None: enqueued.extend(delivery_ids),
+    )
+    held = _held_channel(operator, hook, 3)
+    page = sup.get(f"/admin/alerts/channel/{hook.pk}/change/")
+    assert page.status_code == 200 and "held_alerts" in page.content.decode()
+    data = {
+        "authority": hook.authority_id,
+        "kind": "webhook",
+        "name": "",
+        "email": "",
+        "url": hook.url,
+        "enabled": "on",
+        "held_alerts": "discard",
+        "disabled_reason": "gone: endpoint disabled",
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sup.post(f"/admin/alerts/channel/{hook.pk}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    hook.refresh_from_db()
+    assert hook.enabled and hook.disabled_reason == ""
+    assert set(Delivery.objects.filter(pk__in=[d.pk for d in held]).values_list("status", flat=True)) == {
+        DeliveryStatus.DEAD
+    }
+    assert enqueued == []
+    event = AuditEvent.objects.filter(action="alerts.channel_enable").get()
+    assert event.changes["held"] == 3 and event.changes["backlog"] == "discarded"
+
+
+def test_the_release_action_queues_the_backlog_oldest_first(
+    sup, operator, hook, django_capture_on_commit_callbacks, monkeypatch
+):
+    enqueued = []
+    monkeypatch.setattr(
+        "portal.alerts.services.enqueue_deliveries",
+        lambda *, delivery_ids, countdown=None, kind=None: enqueued.extend(delivery_ids),
+    )
+    held = _held_channel(operator, hook, 3)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sup.post(
+            "/admin/alerts/channel/", {"action": "enable_and_release", "_selected_action": [hook.pk]}
+        )
+    assert response.status_code == 302
+    assert enqueued == [d.pk for d in held]
+    assert set(Delivery.objects.filter(channel=hook).values_list("status", flat=True)) == {
+        DeliveryStatus.PENDING
+    }
+
+
+def test_an_alert_can_be_resent_to_any_channel_audited(
+    sup, operator, hook, webhook_authority, django_capture_on_commit_callbacks, monkeypatch
+):
+    from portal.audit.models import AuditEvent
+
+    enqueued = []
+    monkeypatch.setattr(
+        "portal.alerts.services.enqueue_deliveries",
+        lambda *, delivery_ids, countdown=None, kind=None: enqueued.extend(delivery_ids),
+    )
+    alert = emit_event(
+        event_type=EventType.INCIDENT_SUBMITTED, operator=operator, payload={"schema": "incident.submitted/1"}
+    )
+    assert not alert.deliveries.filter(channel=webhook_authority).exists()  # no rule routes it there
+    form = sup.post("/admin/alerts/alert/", {"action": "resend", "_selected_action": [alert.pk]})
+    assert form.status_code == 200 and 'name="channel"' in form.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = sup.post(
+            "/admin/alerts/alert/",
+            {
+                "action": "resend",
+                "_selected_action": [alert.pk],
+                "apply": "1",
+                "channel": webhook_authority.pk,
+            },
+        )
+    assert response.status_code == 302
+    delivery = alert.deliveries.get(channel=webhook_authority)
+    assert delivery.status == DeliveryStatus.PENDING and enqueued == [delivery.pk]
+    # A delivered one goes out again too, from the deliveries list.
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DELIVERED)
+    with django_capture_on_commit_callbacks(execute=True):
+        sup.post("/admin/alerts/delivery/", {"action": "resend", "_selected_action": [delivery.pk]})
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.PENDING
+    assert enqueued == [delivery.pk, delivery.pk]
+    assert AuditEvent.objects.filter(action="alerts.delivery_resend").count() == 2

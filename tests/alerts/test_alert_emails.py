@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from incidents import payloads
 from incidents.cases import services as case_services
+from portal.alerts.emails import render_email
 from portal.alerts.models import Alert, Authority, Delivery, EventType
-from portal.alerts.transports import render_email
 from tests.conftest import make_member, make_operator
 from tests.factories import cases_make_flag
 from tests.incidents.helpers import file_incident
@@ -55,6 +55,17 @@ def _payloads(operator, user) -> dict[str, tuple[dict, object]]:
         EventType.SUSPECTED_CASE_CORRECTED: (corrected, flag),
         EventType.SUSPECTED_CASE_WITHDRAWN: (withdrawn, flag),
         EventType.TEST_PING: ({"schema": "test.ping/1", "authority": "x", "message": "Test."}, None),
+        EventType.LEDGER_CHECKPOINT: (
+            {
+                "schema": "ledger.checkpoint/1",
+                "operator": {"slug": operator.slug, "name": operator.name},
+                "stream": f"consent/{operator.pk}",
+                "number": 3,
+                "size": 42,
+                "root_hash": "ab" * 32,
+            },
+            operator,
+        ),
     }
 
 
@@ -94,6 +105,10 @@ def test_every_event_types_email_is_written_for_people():
             assert "{" not in part.replace("{%", "") or "alert.json" in part  # no template left unrendered
         if event_type == EventType.TEST_PING:
             assert "BSSN CSIRT (test)" in text
+            continue
+        if event_type == EventType.LEDGER_CHECKPOINT:
+            assert "ab" * 32 in text and "ab" * 32 in html
+            assert operator.name in text and "42" in text
             continue
         assert operator.name in message.subject, event_type
         assert operator.name in text and operator.name in html, event_type

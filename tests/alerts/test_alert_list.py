@@ -68,3 +68,15 @@ def test_the_dashboard_shows_the_alert_count(client_for, viewer, operator, seede
     _emit(operator)
     page = client_for(viewer).get(reverse("accounts:dashboard", kwargs={"operator_slug": operator.slug}))
     assert reverse("alerts:alert_list", kwargs={"operator_slug": operator.slug}).encode() in page.content
+
+
+def test_an_alert_held_for_a_disabled_channel_shows_as_pending(client_for, viewer, operator, hook):
+    from portal.alerts.models import Channel, Delivery, DeliveryStatus
+
+    Channel.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="gone: endpoint disabled")
+    alert = _emit(operator, incident={"reference": "INC-43"})
+    assert Delivery.objects.get(alert=alert, channel=hook).status == DeliveryStatus.HELD
+    page = client_for(viewer).get(_url(operator))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Receiver Authority" in body and "Menunggu" in body and "Ditahan" not in body  # pending, not held

@@ -32,12 +32,12 @@ def test_one_call_sends_the_waiting_alerts_and_their_own_tasks_send_nothing(oper
         assert delivery.delivered_at and delivery.claim_token is None and delivery.attempt_count == 1
 
 
-def test_the_batch_is_bounded_by_its_size(operator, hook, receiver, settings):
+def test_a_batch_claims_again_while_alerts_are_due(operator, hook, receiver, settings):
     settings.ALERTS_BATCH_SIZE = 3
     deliveries = _emit_many(operator, hook, 5)
-    deliver(delivery_id=deliveries[0].pk)
-    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() == 3
-    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.PENDING, attempt_count=0).count() == 2
+    deliver(delivery_id=deliveries[0].pk)  # itself, then claims of at most 2
+    assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() == 5
+    assert len(receiver.received) == 5
 
 
 def test_a_failure_stops_the_batch_and_leaves_the_rest_untouched(operator, hook, receiver, settings):
@@ -95,7 +95,7 @@ def test_a_webhook_delivery_costs_a_few_statements(operator, hook, receiver, dja
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_draining_at_once_never_take_the_same_alert(operator, hook):
+def test_two_workers_draining_at_once_never_take_the_same_alert(operator, hook, settings):
     import threading
     import uuid
 
@@ -104,6 +104,7 @@ def test_two_workers_draining_at_once_never_take_the_same_alert(operator, hook):
 
     from portal.alerts import store
 
+    settings.ALERTS_CHANNEL_CONCURRENCY = 100  # claims never finish here; the cap is tested below
     deliveries = _emit_many(operator, hook, 40)
     taken: list[list[int]] = [[], []]
     barrier = threading.Barrier(2)
@@ -125,3 +126,27 @@ def test_two_workers_draining_at_once_never_take_the_same_alert(operator, hook):
         thread.join()
     assert not set(taken[0]) & set(taken[1])
     assert sorted(taken[0] + taken[1]) == [d.pk for d in deliveries]
+
+
+def test_no_more_than_the_channel_cap_send_to_one_endpoint_at_once(
+    operator, hook, webhook_authority, settings
+):
+    import uuid
+
+    from django.utils import timezone
+
+    from portal.alerts import store
+    from portal.alerts.models import RoutingRule
+
+    settings.ALERTS_CHANNEL_CONCURRENCY = 2
+    RoutingRule.objects.create(event_pattern="*", authority=webhook_authority.authority)
+    first, second, third = _emit_many(operator, hook, 3)
+    other = Delivery.objects.filter(channel=webhook_authority).first()
+    now = timezone.now()
+    assert store.claim(delivery_id=first.pk, token=uuid.uuid4(), now=now)  # hangs, say
+    assert store.claim_due(channel_id=hook.pk, token=uuid.uuid4(), now=now, limit=1)  # a batch: one slot
+    assert store.claim(delivery_id=third.pk, token=uuid.uuid4(), now=now) is None  # both slots taken
+    assert store.claim(delivery_id=other.pk, token=uuid.uuid4(), now=now)  # another endpoint is not held up
+    assert Delivery.objects.get(pk=third.pk).status == DeliveryStatus.PENDING  # still due, untouched
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.DELIVERED, claim_token=None)
+    assert store.claim(delivery_id=third.pk, token=uuid.uuid4(), now=now)

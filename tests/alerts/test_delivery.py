@@ -143,13 +143,16 @@ def test_a_410_disables_the_endpoint_and_tells_bssn(
         deliver(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     hook.refresh_from_db()
-    assert delivery.status == DeliveryStatus.DEAD
+    # Held with the alerts that follow, for BSSN to release or discard when it enables it again.
+    assert delivery.status == DeliveryStatus.HELD and delivery.attempts.get().status_code == 410
     assert not hook.enabled and "410" in hook.disabled_reason or "gone" in hook.disabled_reason
     [notice] = [m for m in mail.outbox if m.to == ["csirt@bssn.example.org"]]
     assert hook.url in notice.body
-    # The next alert does not go to the disabled endpoint at all.
+    # The next alert is kept for the disabled endpoint, not sent to it.
     (_alert2,) = [_emit_any(operator)]
-    assert not _alert2.deliveries.filter(channel=hook).exists()
+    later = _alert2.deliveries.get(channel=hook)
+    assert later.status == DeliveryStatus.HELD
+    assert deliver(delivery_id=later.pk) is None and len(receiver.received) == 1
 
 
 def _emit_any(operator):
@@ -170,8 +173,8 @@ def test_the_last_attempt_makes_the_delivery_dead(operator, hook, receiver, sett
 
 
 def test_an_outcome_from_a_stale_claim_does_not_override_the_newer_one(operator, hook, receiver, settings):
-    """A worker that hung past the stuck limit must not undo what the newer claim recorded."""
-    settings.ALERTS_STUCK_AFTER = 0
+    """A worker that hung past its lease must not undo what the newer claim recorded."""
+    settings.ALERTS_LEASE_SECONDS = 0
     settings.ALERTS_PENDING_GRACE = 0
     _alert, delivery = _emit(operator)
     assert claim(delivery_id=delivery.pk)  # the first worker, then it hangs
@@ -248,7 +251,7 @@ def test_the_sweeper_reenqueues_overdue_pending_deliveries(operator, hook, setti
     enqueued = []
     monkeypatch.setattr(
         "portal.alerts.services.enqueue_deliveries",
-        lambda *, delivery_ids, countdown=None: enqueued.extend(delivery_ids) or len(delivery_ids),
+        lambda *, delivery_ids, countdown=None, kind=None: enqueued.extend(delivery_ids) or len(delivery_ids),
     )
     _alert, delivery = _emit(operator)
     assert sweep_deliveries() == 0  # fresh: its own task is on the way
@@ -257,16 +260,34 @@ def test_the_sweeper_reenqueues_overdue_pending_deliveries(operator, hook, setti
     assert sweep_deliveries() == 0  # not again before another grace period
 
 
-def test_the_sweeper_frees_a_delivery_stuck_in_sending(operator, hook, settings, monkeypatch):
-    settings.ALERTS_STUCK_AFTER = 120
+def test_the_sweeper_frees_a_delivery_once_its_lease_expired(operator, hook, settings, monkeypatch):
+    settings.ALERTS_LEASE_SECONDS = 20
     monkeypatch.setattr(
-        "portal.alerts.services.enqueue_deliveries", lambda *, delivery_ids, countdown=None: len(delivery_ids)
+        "portal.alerts.services.enqueue_deliveries",
+        lambda *, delivery_ids, countdown=None, kind=None: len(delivery_ids),
     )
     _alert, delivery = _emit(operator)
     claim(delivery_id=delivery.pk)
-    Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now() - timedelta(minutes=3))
+    assert sweep_deliveries() == 0  # the lease runs: its worker is alive
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.SENDING
+    Delivery.objects.filter(pk=delivery.pk).update(leased_until=timezone.now() - timedelta(seconds=1))
     assert sweep_deliveries() == 1
     assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.PENDING
+
+
+def test_a_worker_renews_the_lease_of_a_slow_send(operator, hook, settings):
+    from portal.alerts import lease
+
+    settings.ALERTS_LEASE_SECONDS = 20
+    _alert, delivery = _emit(operator)
+    token = uuid.uuid4()
+    assert store.claim(delivery_id=delivery.pk, token=token, now=timezone.now())
+    almost_expired = timezone.now() + timedelta(seconds=1)
+    Delivery.objects.filter(pk=delivery.pk).update(leased_until=almost_expired)
+    with lease.held(tokens=[token]):
+        assert lease.renew_now() == 1
+    assert Delivery.objects.get(pk=delivery.pk).leased_until > almost_expired + timedelta(seconds=15)
+    assert lease.renew_now() == 0  # done with it: no longer renewed
 
 
 def test_a_broker_that_is_down_at_commit_leaves_the_delivery_pending(operator, hook, monkeypatch):

@@ -151,7 +151,7 @@ def test_a_rolled_back_event_leaves_no_alert_and_enqueues_nothing(operator, monk
     sent = []
     monkeypatch.setattr(
         "portal.alerts.services.enqueue_deliveries",
-        lambda *, delivery_ids, countdown=None: sent.extend(delivery_ids),
+        lambda *, delivery_ids, countdown=None, kind=None: sent.extend(delivery_ids),
     )
 
     class Boom(Exception):

@@ -20,7 +20,7 @@ FAST = {
     "ALERTS_BACKOFF_CAP": "1",
     "ALERTS_SWEEP_INTERVAL": "1",
     "ALERTS_PENDING_GRACE": "1",
-    "ALERTS_STUCK_AFTER": "3",
+    "ALERTS_LEASE_SECONDS": "3",
     "ALERTS_READ_TIMEOUT": "10",
     "ALERTS_CONNECT_TIMEOUT": "2",
 }
@@ -34,17 +34,40 @@ def test_database_url() -> str:
 
 
 def use_broker(url: str) -> None:
-    """Point this (the test) process's Celery producer at `url`."""
+    """Point this (the test) process's Celery producer at `url`, with no publish pause left over."""
+    from portal.alerts import outbox
     from portal.celery import app
 
-    app.conf.broker_url = url
+    # The read and write URLs too: once read, they keep the broker the process started with,
+    # and publishing would silently go there (the sweeper then hid it).
+    app.conf.broker_url = app.conf.broker_write_url = app.conf.broker_read_url = url
     app._pool = None
     app.amqp._producer_pool = None
+    outbox._broker_down_until = 0.0
+
+
+# Every queue the portal publishes to (Procfile.dev starts a worker per group of them).
+ALL_QUEUES = "celery,webhooks,email"
 
 
 class Worker:
-    def __init__(self, broker_url: str, **env: str) -> None:
+    """A Celery worker process reading `queues`; `pool` and `concurrency` as on the command line.
+
+    By default one solo worker for every queue with embedded beat, as the scenarios need.
+    """
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        queues: str = ALL_QUEUES,
+        pool: str = "solo",
+        concurrency: int | str = 1,
+        beat: bool = True,
+        **env: str,
+    ) -> None:
         self.broker_url = broker_url
+        self.queues, self.pool, self.concurrency, self.beat = queues, pool, concurrency, beat
         self.extra_env = env
         self.tmp = Path(tempfile.mkdtemp(prefix="alerts-worker-"))
         self.log = self.tmp / "worker.log"
@@ -74,13 +97,15 @@ class Worker:
                     "portal",
                     "worker",
                     "-P",
-                    "solo",
-                    "-B",
-                    "-s",
-                    str(self.tmp / "beat-schedule"),
+                    self.pool,
+                    "-c",
+                    str(self.concurrency),
+                    "-Q",
+                    self.queues,
+                    *(["-B", "-s", str(self.tmp / "beat-schedule")] if self.beat else []),
                     "--loglevel=INFO",
                     "-n",
-                    f"alerts-test-{os.getpid()}@%h",
+                    f"alerts-test-{os.getpid()}-{id(self)}@%h",
                     "--without-heartbeat",
                     "--without-gossip",
                     "--without-mingle",
@@ -169,7 +194,15 @@ class ThrowawayRedis:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections stay open and connects still succeed, nothing answers."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            self.thaw()
             self.proc.terminate()
             self.proc.wait(timeout=10)
