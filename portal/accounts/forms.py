@@ -35,7 +35,8 @@ class OperatorProfileForm(forms.ModelForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label=_("E-mail address"))
+    # The invitation's column holds 254 characters (the longest address SMTP allows).
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.REPORTER)
 
 
