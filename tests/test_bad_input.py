@@ -117,3 +117,10 @@ def test_an_overlong_invitation_address_is_a_form_error(op_admin, operator, clie
 def test_an_admin_date_filter_out_of_range_is_not_a_500(query, staff_client, supervisor):
     response = staff_client(supervisor).get(f"/admin/incidents/incident/?{query}")
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize("page", ["config", "qrcode"])
+def test_an_admin_page_naming_a_missing_row_is_a_404(page, staff_client, supervisor):
+    # django-otp's device pages look the device up with .get(): found by the URL fuzz.
+    response = staff_client(supervisor).get(f"/admin/otp_totp/totpdevice/999999/{page}/")
+    assert response.status_code == 404

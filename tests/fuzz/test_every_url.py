@@ -121,10 +121,8 @@ def _walk(entries, prefix: str = "", namespace: str = ""):
             ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
             yield from _walk(entry.url_patterns, prefix + str(entry.pattern), ns)
         elif isinstance(entry, URLPattern):
-            yield (
-                f"{namespace}{entry.name or '<unnamed>'} {prefix}{entry.pattern}",
-                prefix + str(entry.pattern),
-            )
+            label = f"{namespace}{entry.name or '<unnamed>'} {prefix}{entry.pattern}"
+            yield label, prefix + str(entry.pattern), entry.callback
 
 
 def every_route() -> list[Route]:
