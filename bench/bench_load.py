@@ -21,9 +21,9 @@ The sessions sign in first, as many at once as gunicorn has workers (a password 
 costs hundreds of milliseconds on purpose); their figures are printed apart, and the
 measured window opens when all are in. Before that, one client alone measures
 /healthz and the incident list: the baseline of the same run. It prints requests/s
-and p50/p95/p99 per page and the error count, then verifies the audit chain and the consent ledger (manage.py
-verify_audit, verify_ledger). The bar (issue 13): no error, p95 under 500 ms on
-every page. Exit status 1 when the bar or a verification fails.
+and p50/p95/p99 per page and the error count, then verifies the audit chain and the
+consent ledger (manage.py verify_audit, verify_ledger). The bar (issue 13): no error,
+p95 under 500 ms on every page. Exit status 1 when the bar or a verification fails.
 """
 
 import argparse
