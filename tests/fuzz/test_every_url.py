@@ -297,7 +297,7 @@ def _send(world: World, persona: str, method: str, url: str, data, **extra):
     """Send one request as `persona` inside a rolled-back savepoint; return the response or error."""
     client = world.clients[persona]
     client.cookies = copy.deepcopy(world.cookies[persona])
-    savepoint = transaction.savepoint()
+    savepoint = transaction.savepoint_create()
     _crashes.clear()
     try:
         response = getattr(client, method)(url, data, **extra)
