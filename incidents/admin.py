@@ -445,7 +445,10 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        incident = Incident.objects.reported().filter(pk=object_id).first()
+        try:
+            incident = Incident.objects.reported().filter(pk=object_id).first()
+        except ValueError:  # a malformed id: the admin below answers it as a missing object
+            incident = None
         if incident is not None:
             extra_context.update(
                 {

@@ -6,7 +6,8 @@ from functools import wraps
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -33,6 +34,10 @@ class PortalAdminSite(admin.AdminSite):
         def guarded(request, *args, **kwargs):
             try:
                 return inner(request, *args, **kwargs)
+            except ObjectDoesNotExist:
+                # A custom admin view (django-otp's device pages among them) looked up
+                # the row its URL names with .get(): a missing row is a 404, not a 500.
+                raise Http404 from None
             except (ValueError, ValidationError):
                 # Django's changelist filters pk__in=<posted ids> without validating them.
                 if request.method != "POST" or ACTION_CHECKBOX_NAME not in request.POST:

@@ -57,8 +57,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.proxies.ForwardedHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.BadInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -67,6 +69,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "portal.accounts.two_factor.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "portal.middleware.PrivateCacheMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -117,17 +120,21 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Lockout (django-axes): after AXES_FAILURE_LIMIT failures for one account OR one
-# address, sign-in is refused for AXES_COOLOFF_MINUTES.
+# Lockout (django-axes): after AXES_FAILURE_LIMIT failures for one account, OR from one
+# client address, OR for one account from one address, sign-in is refused for
+# AXES_COOLOFF_MINUTES (for that account, that address, or that pair).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address", ["username", "ip_address"]]
+# The sign-in form posts `username` (the address typed); axes would look for `email`.
+AXES_USERNAME_CALLABLE = "portal.accounts.lockout.attempted_account"
+# The client address, behind TRUSTED_PROXY_COUNT proxies (portal/proxies.py).
+AXES_CLIENT_IP_CALLABLE = "portal.proxies.axes_client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_VERBOSE = False  # its log lines carry the typed address: personal data
 # axes' own admin breaks on its delete action; unlock with `manage.py axes_reset_username`.
 AXES_ENABLE_ADMIN = False
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 # Two-factor sign-in (django-otp): the issuer shown in authenticator apps.
 OTP_TOTP_ISSUER = "Portal Insiden BSSN"
 AUTH_PASSWORD_VALIDATORS = [
@@ -261,6 +268,12 @@ CELERY_BEAT_SCHEDULE: dict = {}
 HEALTHZ_BROKER_TIMEOUT = env.float("HEALTHZ_BROKER_TIMEOUT", default=2.0)
 
 # --- Security headers and cookies --------------------------------------------
+# Reverse proxies in front of the portal. X-Forwarded-Proto/-For are believed only from
+# a peer in TRUSTED_PROXY_NETWORKS (CIDRs); TRUSTED_PROXY_COUNT proxies append to
+# X-Forwarded-For, and the client address is that many entries from its right end
+# (0: no proxy, the client is REMOTE_ADDR). See portal/proxies.py.
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # Load balancers probe /healthz over plain HTTP inside the network; a redirect would fail them.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from portal.forms import CalendarDateField
 from portal.regions import Province
 
 from .models import (
@@ -326,5 +327,5 @@ class FilterForm(forms.Form):
     province = forms.ChoiceField(
         label=_("Province"), required=False, choices=[("", _("All"))] + list(Province.choices)
     )
-    since = forms.DateField(label=_("Flagged from"), required=False, widget=DateInput)
-    until = forms.DateField(label=_("Flagged until"), required=False, widget=DateInput)
+    since = CalendarDateField(label=_("Flagged from"), required=False, widget=DateInput)
+    until = CalendarDateField(label=_("Flagged until"), required=False, widget=DateInput)

@@ -242,3 +242,23 @@ class KeyRotationCheckpoint(models.Model):
     def mark_finished(self) -> None:
         self.finished_at = timezone.now()
         self.save(update_fields=["finished_at"])
+
+
+class PasswordResetRequest(models.Model):
+    """An address someone asked a password-reset link for, until a worker answers it.
+
+    The reset form only writes this row and enqueues its id, whether or not an account
+    has the address, so the page answers in the same time either way; the worker looks
+    the account up and sends the link. The address is encrypted and the row is deleted
+    once answered.
+    """
+
+    email = EncryptedCharField(_("e-mail address"), max_length=254)
+    language = models.CharField(max_length=10)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("password reset request")
+
+    def __str__(self) -> str:
+        return f"password reset request {self.pk}"

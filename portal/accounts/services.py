@@ -1,6 +1,7 @@
 """Multi-step writes for organisations and their members."""
 
 import logging
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,7 +15,7 @@ from django.utils.translation import gettext as _
 from portal.audit.services import record
 from portal.audit.updates import update_and_audit
 
-from .models import Invitation, Membership, Operator, Role, User
+from .models import Invitation, Membership, Operator, PasswordResetRequest, Role, User
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +178,80 @@ def remove_member(*, membership: Membership, actor: User, request=None) -> None:
             request=request,
         )
         membership.delete()
+
+
+# --- Password reset -------------------------------------------------------------
+# The reset page answers in the same time for any address: the request only records
+# it and enqueues its id; a worker looks the account up and sends the link.
+
+PASSWORD_RESET_TEMPLATES = {
+    "subject": "emails/password_reset_subject.txt",
+    "text": "emails/password_reset.txt",
+    "html": "emails/password_reset.html",
+}
+
+
+def password_reset_request(*, email: str, language: str) -> PasswordResetRequest:
+    """Record a reset request for `email` and enqueue its answer after commit.
+
+    Does the same database and queue work whether or not an account has the address.
+    """
+    with transaction.atomic():
+        reset_request = PasswordResetRequest.objects.create(email=email.strip()[:254], language=language)
+        transaction.on_commit(lambda: enqueue_password_reset(request_id=reset_request.pk), robust=True)
+    return reset_request
+
+
+def enqueue_password_reset(*, request_id: int) -> int:
+    """Publish the task that answers one reset request; return 1 if it was published."""
+    from portal.alerts.outbox import publish
+
+    from .tasks import send_password_reset_task
+
+    return publish(send_password_reset_task, [request_id], what="password reset")
+
+
+def password_reset_send(*, request_id: int) -> int:
+    """Answer one reset request: queue a link to each active account with the address.
+
+    Return how many e-mails were queued (0 for an unknown address). The request row is
+    deleted in the same transaction, so a task run twice sends nothing the second time.
+    """
+    from django.contrib.auth.forms import PasswordResetForm
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    from portal.alerts.notices import queue_email
+
+    site = urlsplit(settings.SITE_URL)
+    sent = 0
+    with transaction.atomic():
+        reset_request = PasswordResetRequest.objects.select_for_update().filter(pk=request_id).first()
+        if reset_request is None:
+            return 0  # answered already
+        email, language = reset_request.email, reset_request.language
+        reset_request.delete()
+        for user in PasswordResetForm().get_users(email):
+            context = {
+                "email": user.email,
+                "domain": site.netloc,
+                "site_name": site.netloc,
+                "protocol": site.scheme,
+                "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+                "user": user,
+                "token": default_token_generator.make_token(user),
+            }
+            with translation.override(language):
+                subject = "".join(render_to_string(PASSWORD_RESET_TEMPLATES["subject"], context).splitlines())
+                message = EmailMultiAlternatives(
+                    subject=subject,
+                    body=render_to_string(PASSWORD_RESET_TEMPLATES["text"], context),
+                    to=[user.email],
+                )
+                message.attach_alternative(
+                    render_to_string(PASSWORD_RESET_TEMPLATES["html"], context), "text/html"
+                )
+            queue_email(message, template="accounts/password_reset")
+            sent += 1
+    return sent

@@ -7,6 +7,7 @@ from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from portal.proxies import client_address
 from portal.transparency import head_mac
 
 from .models import GENESIS_HASH, AuditEvent, AuditStream
@@ -15,10 +16,10 @@ STREAM_PREFIX = "audit/"
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """Return the caller's address (REMOTE_ADDR; a proxy in front must set it)."""
+    """Return the caller's address, as seen through the configured proxies."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_address(request)
 
 
 def record(

@@ -1,5 +1,6 @@
 """The SSRF guard refuses private, loopback, link-local and metadata targets when saved and when sent."""
 
+import ipaddress
 import socket
 
 import pytest
@@ -7,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from portal.alerts.models import Delivery, DeliveryStatus, EventType
 from portal.alerts.services import create_webhook_channel, deliver, emit_event
-from portal.alerts.ssrf import UnsafeURL, resolve
+from portal.alerts.ssrf import UnsafeURL, embedded_ipv4, resolve
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +118,100 @@ def test_the_send_goes_to_the_address_that_was_checked(operator, hook, receiver,
     deliver(delivery_id=alert.deliveries.get(channel=hook).pk)
     [got] = receiver.received
     assert got.headers["host"] == f"receiver.test:{port}" and got.verified
+
+
+def _teredo(server: str, client: str) -> str:
+    """Return the Teredo address of `client` behind `server` (the client's bits are XOR-obfuscated)."""
+    value = (0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64)
+    value |= int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    return str(ipaddress.IPv6Address(value))
+
+
+EMBEDDINGS = {
+    "IPv4-compatible": lambda v4: f"::{v4}",
+    "IPv4-mapped": lambda v4: f"::ffff:{v4}",
+    "SIIT translated": lambda v4: f"::ffff:0:{v4}",
+    "NAT64 well-known": lambda v4: f"64:ff9b::{v4}",
+    "NAT64 local-use /48": lambda v4: "64:ff9b:1:{:02x}{:02x}:{:02x}:{:02x}00::".format(
+        *map(int, v4.split("."))
+    ),
+    "6to4": lambda v4: "2002:{:02x}{:02x}:{:02x}{:02x}::1".format(*map(int, v4.split("."))),
+    "Teredo client": lambda v4: _teredo("65.54.227.120", v4),
+    "Teredo server": lambda v4: _teredo(v4, "192.0.2.45"),
+}
+
+
+@pytest.mark.parametrize("embedding", sorted(EMBEDDINGS))
+@pytest.mark.parametrize("inner", ["127.0.0.1", "10.1.2.3", "192.168.0.10", "169.254.169.254"])
+def test_it_refuses_ipv6_that_embeds_a_refused_ipv4_address(strict, embedding, inner, monkeypatch):
+    address = EMBEDDINGS[embedding](inner)
+    with pytest.raises(UnsafeURL):
+        resolve(f"https://[{address}]/hook")
+    fake_dns(monkeypatch, {"v6.example.org": address})  # the same address as a DNS answer
+    with pytest.raises(UnsafeURL):
+        resolve("https://v6.example.org/hook")
+
+
+@pytest.mark.parametrize("embedding", ["NAT64 well-known", "NAT64 local-use /48"])
+def test_the_embedded_address_is_checked_by_the_same_policy(strict, embedding, settings):
+    address = ipaddress.ip_address(EMBEDDINGS[embedding]("10.1.2.3"))
+    assert [str(a) for a in embedded_ipv4(address)] == ["10.1.2.3"]
+    public = EMBEDDINGS["NAT64 well-known"]("93.184.215.14")
+    assert resolve(f"https://[{public}]/hook")[2] == ["64:ff9b::5db8:d70e"]  # public behind NAT64: allowed
+
+
+def test_the_teredo_client_address_is_de_obfuscated():
+    assert [str(a) for a in embedded_ipv4(ipaddress.ip_address(_teredo("65.54.227.120", "10.9.8.7")))] == [
+        "65.54.227.120",
+        "10.9.8.7",
+    ]
+
+
+def rebinding_dns(monkeypatch, name: str, first: str, then: str) -> list[str]:
+    """Answer `first` for `name` once and `then` ever after; return the list of lookups made."""
+    lookups: list[str] = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == name:
+            lookups.append(host)
+            answer = first if len(lookups) == 1 else then
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer, port))]
+        return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+def test_a_webhook_connects_to_the_checked_address_when_dns_rebinds(operator, hook, receiver, monkeypatch):
+    """The name answers the receiver, then an internal address: one lookup, sent to the receiver."""
+    from portal.alerts.models import Channel
+
+    port = receiver.server.server_address[1]
+    Channel.objects.filter(pk=hook.pk).update(url=f"http://rebind.test:{port}/hook")
+    lookups = rebinding_dns(monkeypatch, "rebind.test", "127.0.0.1", "10.66.66.66")
+    alert = emit_event(
+        event_type=EventType.INCIDENT_SUBMITTED, operator=operator, payload={"schema": "incident.submitted/1"}
+    )
+    deliver(delivery_id=alert.deliveries.get(channel=hook).pk)
+    [got] = receiver.received
+    assert got.verified and got.headers["host"] == f"rebind.test:{port}"
+    assert lookups == ["rebind.test"]
+    assert Delivery.objects.get(alert=alert, channel=hook).status == DeliveryStatus.DELIVERED
+
+
+def test_the_admin_test_alert_connects_to_the_checked_address_when_dns_rebinds(
+    hook, receiver, monkeypatch, staff_client, supervisor, django_capture_on_commit_callbacks
+):
+    from portal.alerts.models import Alert, Channel
+
+    port = receiver.server.server_address[1]
+    Channel.objects.filter(pk=hook.pk).update(url=f"http://rebind.test:{port}/hook")
+    lookups = rebinding_dns(monkeypatch, "rebind.test", "127.0.0.1", "169.254.169.254")
+    with django_capture_on_commit_callbacks():
+        staff_client(supervisor).post(
+            "/admin/alerts/channel/", {"action": "send_test_alert", "_selected_action": [hook.pk]}
+        )
+    ping = Alert.objects.get(event_type=EventType.TEST_PING)
+    deliver(delivery_id=ping.deliveries.get(channel=hook).pk)  # what the worker runs
+    [got] = receiver.received
+    assert got.verified and lookups == ["rebind.test"]
