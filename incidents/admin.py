@@ -27,7 +27,7 @@ from portal.audit.services import record
 from portal.spreadsheets import csv_cell
 
 from . import services
-from .forms import AssignForm, BssnMessageForm, TransitionForm, WaiveForm
+from .forms import AssignForm, BssnMessageForm, IncidentAssessmentForm, TransitionForm, WaiveForm
 from .models import (
     Comment,
     DeadlineRule,
@@ -73,8 +73,9 @@ class AssigneeFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "none":
             return queryset.filter(assignee__isnull=True)
-        if self.value() and self.value().isdigit():
-            return queryset.filter(assignee_id=int(self.value()))
+        value = self.value() or ""
+        if value.isascii() and value.isdigit() and len(value) < 16:  # "²".isdigit(), and bigint's range
+            return queryset.filter(assignee_id=int(value))
         return queryset
 
 
@@ -336,7 +337,8 @@ class IncidentAdmin(admin.ModelAdmin):
         ),
     ]
     # BSSN edits only its assessment; the rest is the operator's account, changed by their reports.
-    editable_fields = ("category", "bssn_severity", "tlp", "assignee", "outcome")
+    editable_fields = ("category", "bssn_severity", "tlp", "assignee", "outcome", "duplicate_of")
+    form = IncidentAssessmentForm
     change_form_template = "admin/incidents/incident/change_form.html"
     change_list_template = "admin/incidents/incident/change_list.html"
 
@@ -394,13 +396,22 @@ class IncidentAdmin(admin.ModelAdmin):
 
     # --- Saving BSSN's assessment through the service --------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.actor = request.user  # the form checks who may mark a duplicate
+        return form
+
     def save_model(self, request, obj, form, change):
-        data = {f: form.cleaned_data[f] for f in self.editable_fields if f in form.changed_data}
+        """Save BSSN's assessment through the services: each change is checked and audited."""
+        assessed = (*services.BSSN_FIELDS, "assignee")
+        data = {f: form.cleaned_data[f] for f in assessed if f in form.changed_data}
         if data:
             services.update_assessment(incident=obj, actor=request.user, data=data, request=request)
-
-    def save_related(self, request, form, formsets, change):
-        pass  # every inline is read-only
+        if "duplicate_of" in form.changed_data:
+            services.set_duplicate_of(
+                incident=obj, actor=request.user, original=form.cleaned_data["duplicate_of"], request=request
+            )
+        obj.refresh_from_db()
 
     # --- Extra pages: conversation, status, waivers, evidence downloads, compliance ----
 
@@ -438,7 +449,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        incident = Incident.objects.reported().filter(pk=object_id).first()
+        incident = self.get_object(request, object_id)  # None for an id that is not a number
         if incident is not None:
             extra_context.update(
                 {

@@ -6,13 +6,68 @@ from functools import wraps
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.core.exceptions import ValidationError
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.core.exceptions import BadRequest, FieldDoesNotExist, ValidationError
+from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger(__name__)
+
+
+class BadIdsAreNotFound:
+    """Mixed into every registered ModelAdmin: nonsense ids name nothing, and say so.
+
+    Django's admin redirects a missing object to its index with a warning; for a
+    bookmarked or mistyped link a 404 says plainly that the object is not there, as
+    every other page of the portal does. The add page takes initial values from the
+    query string, and a related id that is not a number would reach the database
+    through the autocomplete widget; it is dropped instead.
+    """
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(_("There is no such object."))
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        for name, value in list(initial.items()):
+            try:
+                field = self.opts.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not field.is_relation or field.related_model is None:
+                continue
+            target = field.target_field if hasattr(field, "target_field") else field.related_model._meta.pk
+            try:
+                for item in value if isinstance(value, list) else [value]:
+                    target.to_python(item)
+            except ValidationError:
+                del initial[name]
+        return initial
+
+
+def _has_nul(request) -> bool:
+    if "\x00" in request.path:
+        return True
+    for query in (request.GET, request.POST) if request.method == "POST" else (request.GET,):
+        for key, values in query.lists():
+            if "\x00" in key or any("\x00" in v for v in values if isinstance(v, str)):
+                return True
+    return False
+
+
+DATE_PART_RANGES = {"__year": (1, 9999), "__month": (1, 12), "__day": (1, 31)}
+
+
+def _bad_date_part(query) -> bool:
+    """Tell whether a date-hierarchy parameter (`created_at__year=…`) is outside the calendar."""
+    for key, value in query.items():
+        for suffix, (low, high) in DATE_PART_RANGES.items():
+            if key.endswith(suffix) and not (value.isdigit() and low <= int(value) <= high):
+                return True
+    return False
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -25,12 +80,29 @@ class PortalAdminSite(admin.AdminSite):
         user = request.user
         return bool(user.is_active and user.is_staff and getattr(user, "is_verified", lambda: False)())
 
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Register as Django does, each ModelAdmin with BadIdsAreNotFound mixed in."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, BadIdsAreNotFound):
+            admin_class = type(
+                admin_class.__name__,
+                (BadIdsAreNotFound, admin_class),
+                {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
+            )
+        return super().register(model_or_iterable, admin_class, **options)
+
     def admin_view(self, view, cacheable=False):
         """Wrap every admin view; a tampered action selection is refused, not a 500."""
         inner = super().admin_view(view, cacheable)
 
         @wraps(inner)
         def guarded(request, *args, **kwargs):
+            # PostgreSQL refuses NUL in text; a filter, search or id carrying one is a bad request.
+            if _has_nul(request):
+                raise BadRequest("NUL byte in an admin request")
+            # Python's datetime overflows on year 2147483648; answer as Django does for a bad filter.
+            if request.method == "GET" and _bad_date_part(request.GET):
+                return redirect(f"{request.path}?{ERROR_FLAG}=1")
             try:
                 return inner(request, *args, **kwargs)
             except (ValueError, ValidationError):

@@ -213,7 +213,7 @@ def test_bssn_edits_its_assessment_but_not_the_operators_account(analyst_client,
     incident = file_incident(operator, reporter)
     response = analyst_client.get(_change_url(incident))
     form = response.context["adminform"].form
-    assert set(form.fields) == {"category", "bssn_severity", "tlp", "assignee", "outcome"}
+    assert set(form.fields) == {"category", "bssn_severity", "tlp", "assignee", "outcome", "duplicate_of"}
 
 
 def test_the_compliance_page_counts_deadlines(analyst_client, operator, reporter):
