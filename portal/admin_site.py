@@ -6,11 +6,13 @@ from functools import wraps
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import BadRequest, FieldDoesNotExist, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
@@ -115,7 +117,42 @@ class PortalAdminSite(admin.AdminSite):
 
         return guarded
 
+    def get_urls(self):
+        urls = super().get_urls()
+        for i, pattern in enumerate(urls):
+            if getattr(pattern, "name", None) == "view_on_site":
+                urls[i] = path(
+                    "r/<path:content_type_id>/<path:object_id>/",
+                    self.admin_view(self.view_on_site),
+                    name="view_on_site",
+                )
+        return urls
+
+    def view_on_site(self, request, content_type_id, object_id):
+        """Redirect to an object's page only when this admin itself shows the object.
+
+        Django's shortcut looks the object up among all rows; an incident still in draft
+        (hidden from BSSN until submitted) would be revealed by its redirect.
+        """
+        from django.contrib.contenttypes import views as contenttype_views  # models load after this module
+        from django.contrib.contenttypes.models import ContentType
+
+        try:
+            model = ContentType.objects.get_for_id(int(content_type_id)).model_class()
+        except (ContentType.DoesNotExist, ValueError, OverflowError):
+            raise Http404 from None
+        model_admin = self._registry.get(model)
+        if model_admin is None or not model_admin.has_view_permission(request):
+            raise Http404
+        if model_admin.get_object(request, unquote(object_id)) is None:
+            raise Http404
+        return contenttype_views.shortcut(request, content_type_id, object_id)
+
     def login(self, request, extra_context=None):
+        user = request.user
+        if user.is_authenticated and not (user.is_active and user.is_staff):
+            # Signing in again would only bring them back here: say so instead of looping.
+            return TemplateResponse(request, "admin/not_for_your_account.html", status=403)
         # One sign-in page for everybody; it runs the second-factor step.
         target = request.GET.get("next") or reverse("admin:index", current_app=self.name)
         return redirect(reverse("accounts:login") + "?" + urlencode({"next": target}))
