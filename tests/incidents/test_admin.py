@@ -112,7 +112,7 @@ def test_the_change_page_shows_the_whole_case(analyst_client, analyst, operator,
         "firewall.pdf",
         "Call the CISO",
         "Any news?",
-        "Final report",
+        "Laporan akhir",  # the rule's name in the reader's language
         incident.title,
         "incident-internal",
         'id="incident-message"',
