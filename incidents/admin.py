@@ -521,11 +521,15 @@ class IncidentAdmin(admin.ModelAdmin):
             extra_context.update(
                 {
                     "message_form": BssnMessageForm(),
+                    # Own id prefixes: the assessment form below has its own assignee and duplicate_of.
                     "transition_form": TransitionForm(
-                        targets=services.allowed_targets(incident=incident, user=request.user)
+                        targets=services.allowed_targets(incident=incident, user=request.user),
+                        auto_id="transition_%s",
                     ),
                     "waive_form": WaiveForm(),
-                    "assign_form": AssignForm(initial={"assignee": incident.assignee_id}),
+                    "assign_form": AssignForm(
+                        initial={"assignee": incident.assignee_id}, auto_id="assign_%s"
+                    ),
                     **self._next_deadline(incident),
                     "can_waive": request.user.has_perm(services.WAIVE),
                     "can_note": request.user.has_perm(services.INTERNAL_NOTE),

@@ -76,6 +76,8 @@ class PortalAdminSite(admin.AdminSite):
     site_header = _("BSSN — incident reporting portal")
     site_title = "BSSN"
     index_title = _("Triage")
+    # The app list stays on the index page; at 1280 px the triage table needs the width.
+    enable_nav_sidebar = False
 
     def has_permission(self, request) -> bool:
         """Allow active staff only once a TOTP device verified this session."""
