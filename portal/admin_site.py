@@ -1,5 +1,6 @@
 """The BSSN admin: the Django admin, but only for staff verified by a second factor."""
 
+import contextlib
 import logging
 from functools import wraps
 
@@ -9,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ERROR_FLAG
 from django.core.exceptions import BadRequest, FieldDoesNotExist, ValidationError
+from django.db import models
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -19,8 +21,21 @@ from django.utils.translation import gettext_lazy as _
 logger = logging.getLogger(__name__)
 
 
+def _zoned_column(field):
+    """Return a changelist column showing `field` (a DateTimeField) in WIB with its zone label."""
+    from portal.timefmt import format_zoned
+
+    def show(obj):
+        return format_zoned(getattr(obj, field.attname), fmt="SHORT_DATETIME_FORMAT")
+
+    show.short_description = field.verbose_name
+    show.admin_order_field = field.name
+    show.__name__ = field.name  # keeps the column's CSS class (field-<name>)
+    return show
+
+
 class BadIdsAreNotFound:
-    """Mixed into every registered ModelAdmin: nonsense ids name nothing, and say so.
+    """Mixed into every registered ModelAdmin: nonsense ids name nothing, and say so; times carry their zone.
 
     Django's admin redirects a missing object to its index with a warning; for a
     bookmarked or mistyped link a 404 says plainly that the object is not there, as
@@ -31,6 +46,17 @@ class BadIdsAreNotFound:
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404(_("There is no such object."))
+
+    def get_list_display(self, request):
+        """Show every date-time column with its zone (WIB), as every time shown to a person is."""
+        columns = []
+        for name in super().get_list_display(request):
+            field = None
+            if isinstance(name, str):
+                with contextlib.suppress(FieldDoesNotExist):
+                    field = self.opts.get_field(name)
+            columns.append(_zoned_column(field) if isinstance(field, models.DateTimeField) else name)
+        return columns
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

@@ -81,3 +81,10 @@ def test_the_operators_incident_page_spells_out_the_impact(client_for, world):  
     text = _text(page)
     assert "Kerahasiaan / Integritas / Ketersediaan" in text
     assert not _raw_codes(text)
+
+
+def test_times_in_admin_lists_carry_their_zone(world, supervisor):  # noqa: F811
+    client = staff_client(supervisor)
+    for name in ("audit_auditevent", "alerts_alert", "alerts_notice", "cases_caseflag"):
+        text = _text(client.get(reverse(f"admin:{name}_changelist")))
+        assert re.search(r"\d{1,2}[.:]\d{2} WIB", text), name
