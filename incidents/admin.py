@@ -179,7 +179,6 @@ class StatusChangeInline(ReadOnlyInline):
     verbose_name_plural = _("status history")
     fields = ["created_at_zoned", "change", "actor", "reason_display"]
     readonly_fields = fields
-    classes = ["collapse"]
     created_at_zoned = zoned_display("created_at", _("when"))
 
     @admin.display(description=_("change"))
