@@ -34,8 +34,8 @@ def _zoned_column(field):
     return show
 
 
-class BadIdsAreNotFound:
-    """Mixed into every registered ModelAdmin: nonsense ids name nothing, and say so; times carry their zone.
+class PortalAdminDefaults:
+    """Mixed into every registered ModelAdmin: nonsense ids are a 404, list times carry their zone.
 
     Django's admin redirects a missing object to its index with a warning; for a
     bookmarked or mistyped link a 404 says plainly that the object is not there, as
@@ -77,6 +77,7 @@ class BadIdsAreNotFound:
 
 
 def _has_nul(request) -> bool:
+    """Tell whether the path, a parameter name or a value of the request holds a NUL byte."""
     if "\x00" in request.path:
         return True
     for query in (request.GET, request.POST) if request.method == "POST" else (request.GET,):
@@ -93,7 +94,10 @@ def _bad_date_part(query) -> bool:
     """Tell whether a date-hierarchy parameter (`created_at__year=…`) is outside the calendar."""
     for key, value in query.items():
         for suffix, (low, high) in DATE_PART_RANGES.items():
-            if key.endswith(suffix) and not (value.isdigit() and low <= int(value) <= high):
+            # isascii: "²".isdigit() is true, but int("²") fails.
+            if key.endswith(suffix) and not (
+                value.isascii() and value.isdigit() and low <= int(value) <= high
+            ):
                 return True
     return False
 
@@ -111,12 +115,12 @@ class PortalAdminSite(admin.AdminSite):
         return bool(user.is_active and user.is_staff and getattr(user, "is_verified", lambda: False)())
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        """Register as Django does, each ModelAdmin with BadIdsAreNotFound mixed in."""
+        """Register as Django does, each ModelAdmin with PortalAdminDefaults mixed in."""
         admin_class = admin_class or admin.ModelAdmin
-        if not issubclass(admin_class, BadIdsAreNotFound):
+        if not issubclass(admin_class, PortalAdminDefaults):
             admin_class = type(
                 admin_class.__name__,
-                (BadIdsAreNotFound, admin_class),
+                (PortalAdminDefaults, admin_class),
                 {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__},
             )
         return super().register(model_or_iterable, admin_class, **options)

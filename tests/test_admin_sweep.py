@@ -155,7 +155,7 @@ def _sweep_changelist(sweep: Sweep) -> None:
     for key in sorted(params):
         sweep.get(f"{changelist}?{urlencode({key: 'x\x00y'})}", "filter with NUL")
     if model_admin.date_hierarchy:
-        for year in ("2147483648", "0", "-1", "99999"):
+        for year in ("2147483648", "0", "-1", "99999", "\u00b2"):
             sweep.get(f"{changelist}?{model_admin.date_hierarchy}__year={year}", "date hierarchy")
         sweep.get(
             f"{changelist}?{model_admin.date_hierarchy}__year=2026&{model_admin.date_hierarchy}__month=13",
