@@ -27,9 +27,17 @@ from consent.withdrawals import processing_stop_compliance
 from portal.accounts.models import Operator, Sector, User
 from portal.audit.services import record
 from portal.spreadsheets import csv_cell
+from portal.timefmt import format_zoned
 
 from . import services
-from .forms import AssignForm, BssnMessageForm, ExtendDeadlineForm, TransitionForm, WaiveForm
+from .forms import (
+    AssignForm,
+    BssnMessageForm,
+    ExtendDeadlineForm,
+    IncidentAssessmentForm,
+    TransitionForm,
+    WaiveForm,
+)
 from .models import (
     Comment,
     DeadlineRule,
@@ -75,8 +83,9 @@ class AssigneeFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "none":
             return queryset.filter(assignee__isnull=True)
-        if self.value() and self.value().isdigit():
-            return queryset.filter(assignee_id=int(self.value()))
+        value = self.value() or ""
+        if value.isascii() and value.isdigit() and len(value) < 16:  # "²".isdigit(), and bigint's range
+            return queryset.filter(assignee_id=int(value))
         return queryset
 
 
@@ -126,6 +135,17 @@ class TriageChangeList(ChangeList):
 REFERENCE_RE = re.compile(r"^INS-\d{4}-\d{6,}$")
 
 
+def zoned_display(field_name: str, description):
+    """Return an admin column showing a stored time in WIB with its zone label."""
+
+    @admin.display(description=description, ordering=field_name)
+    def show(self, obj):
+        return format_zoned(getattr(obj, field_name), fmt="SHORT_DATETIME_FORMAT")
+
+    show.__name__ = f"{field_name}_zoned"
+    return show
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     view_on_site = False  # operator pages are not for staff
@@ -145,8 +165,10 @@ class ReadOnlyInline(admin.TabularInline):
 class ReportInline(ReadOnlyInline):
     model = IncidentReport
     verbose_name_plural = _("reports (immutable versions)")
-    fields = ["number", "kind", "submitted_at", "submitted_by", "summary", "content"]
+    fields = ["number", "kind", "submitted_at_zoned", "submitted_by", "summary", "content"]
     readonly_fields = fields
+    classes = ["collapse"]
+    submitted_at_zoned = zoned_display("submitted_at", _("submitted"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(submitted_at__isnull=False).select_related("submitted_by")
@@ -164,8 +186,13 @@ class ReportInline(ReadOnlyInline):
 class StatusChangeInline(ReadOnlyInline):
     model = StatusChange
     verbose_name_plural = _("status history")
-    fields = ["created_at", "from_status", "to_status", "actor", "reason_display"]
+    fields = ["created_at_zoned", "change", "actor", "reason_display"]
     readonly_fields = fields
+    created_at_zoned = zoned_display("created_at", _("when"))
+
+    @admin.display(description=_("change"))
+    def change(self, obj):
+        return obj.change_display
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
@@ -178,8 +205,9 @@ class StatusChangeInline(ReadOnlyInline):
 class CommentInline(ReadOnlyInline):
     model = Comment
     verbose_name_plural = _("conversation (internal notes marked)")
-    fields = ["created_at", "author", "kind", "visibility", "body"]
+    fields = ["created_at_zoned", "author", "kind", "visibility", "body"]
     readonly_fields = fields
+    created_at_zoned = zoned_display("created_at", _("when"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author")
@@ -193,8 +221,10 @@ class CommentInline(ReadOnlyInline):
 
 class EvidenceInline(ReadOnlyInline):
     model = Evidence
-    fields = ["download", "content_type", "size", "sha256", "description", "uploaded_by", "uploaded_at"]
+    fields = ["download", "content_type", "size", "sha256", "description", "uploaded_by", "uploaded_at_zoned"]
     readonly_fields = fields
+    classes = ["collapse"]
+    uploaded_at_zoned = zoned_display("uploaded_at", _("uploaded"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("uploaded_by")
@@ -208,16 +238,24 @@ class EvidenceInline(ReadOnlyInline):
 class ObligationInline(ReadOnlyInline):
     model = Obligation
     fields = [
-        "rule",
-        "due_at",
+        "rule_name",
+        "due_at_zoned",
         "state",
-        "met_at",
+        "met_at_zoned",
         "waived_by",
         "waiver_reason",
-        "reminder_sent_at",
-        "overdue_sent_at",
+        "reminder_sent_at_zoned",
+        "overdue_sent_at_zoned",
     ]
     readonly_fields = fields
+    due_at_zoned = zoned_display("due_at", _("due"))
+    met_at_zoned = zoned_display("met_at", _("met at"))
+    reminder_sent_at_zoned = zoned_display("reminder_sent_at", _("reminder sent"))
+    overdue_sent_at_zoned = zoned_display("overdue_sent_at", _("overdue notice sent"))
+
+    @admin.display(description=_("rule"))
+    def rule_name(self, obj):
+        return obj.rule.name_display
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("rule", "waived_by")
@@ -244,16 +282,14 @@ def _state_badge(state: str):
 
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
+    # Seven columns that fit 1280 px; sector, category and IIV are filters (IIV also marked here).
     list_display = [
         "reference",
         "title",
-        "operator",
-        "sector",
-        "category",
-        "severity_display",
+        "operator_display",
         "status",
-        "assignee",
-        "submitted_at",
+        "severity_display",
+        "assignee_display",
         "deadline",
     ]
     list_display_links = ["reference", "title"]
@@ -295,6 +331,7 @@ class IncidentAdmin(admin.ModelAdmin):
         (
             _("Organisation and contacts"),
             {
+                "classes": ["collapse"],
                 "fields": [
                     "operator",
                     "reporter_name",
@@ -303,12 +340,13 @@ class IncidentAdmin(admin.ModelAdmin):
                     "technical_contact_name",
                     "technical_contact_email",
                     "technical_contact_phone",
-                ]
+                ],
             },
         ),
         (
             _("As reported"),
             {
+                "classes": ["collapse"],
                 "fields": [
                     "title",
                     "severity",
@@ -321,24 +359,38 @@ class IncidentAdmin(admin.ModelAdmin):
                     "affected_services",
                     "users_affected",
                     "actions_taken",
-                ]
+                ],
             },
         ),
-        (_("Times"), {"fields": ["occurred_at", "detected_at", "aware_at", "submitted_at", "closed_at"]}),
+        (
+            _("Times"),
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "occurred_at_zoned",
+                    "detected_at_zoned",
+                    "aware_at_zoned",
+                    "submitted_at_zoned",
+                    "closed_at_zoned",
+                ],
+            },
+        ),
         (
             _("Personal data"),
             {
+                "classes": ["collapse"],
                 "fields": [
                     "personal_data_involved",
-                    "personal_data_categories",
-                    "specific_data_categories",
+                    "personal_data_categories_display",
+                    "specific_data_categories_display",
                     "data_subjects_count",
-                ]
+                ],
             },
         ),
     ]
     # BSSN edits only its assessment; the rest is the operator's account, changed by their reports.
-    editable_fields = ("category", "bssn_severity", "tlp", "assignee", "outcome")
+    editable_fields = ("category", "bssn_severity", "tlp", "assignee", "outcome", "duplicate_of")
+    form = IncidentAssessmentForm
     change_form_template = "admin/incidents/incident/change_form.html"
     change_list_template = "admin/incidents/incident/change_list.html"
 
@@ -371,9 +423,31 @@ class IncidentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # incidents are records: closed, rejected or marked duplicate, never deleted
 
-    @admin.display(description=_("sector"), ordering="operator__sector")
-    def sector(self, obj):
-        return obj.operator.get_sector_display()
+    occurred_at_zoned = zoned_display("occurred_at", _("occurred"))
+    detected_at_zoned = zoned_display("detected_at", _("detected"))
+    aware_at_zoned = zoned_display("aware_at", _("aware"))
+    submitted_at_zoned = zoned_display("submitted_at", _("submitted"))
+    closed_at_zoned = zoned_display("closed_at", _("closed"))
+
+    @admin.display(description=_("personal data categories"))
+    def personal_data_categories_display(self, obj):
+        return ", ".join(obj.personal_data_category_labels()) or "—"
+
+    @admin.display(description=_("specific personal data"))
+    def specific_data_categories_display(self, obj):
+        return ", ".join(obj.specific_data_category_labels()) or "—"
+
+    @admin.display(description=_("operator"), ordering="operator__name")
+    def operator_display(self, obj):
+        if obj.operator.is_iiv:
+            return format_html('{} <span class="incident-iiv">{}</span>', obj.operator.name, gettext("IIV"))
+        return obj.operator.name
+
+    @admin.display(description=_("BSSN assignee"), ordering="assignee__email")
+    def assignee_display(self, obj):
+        if obj.assignee is None:
+            return "—"
+        return obj.assignee.get_full_name() or obj.assignee.email
 
     @admin.display(description=_("severity"))
     def severity_display(self, obj):
@@ -389,20 +463,29 @@ class IncidentAdmin(admin.ModelAdmin):
     def deadline(self, obj):
         if obj.next_due_at is None:
             return "—"
-        due = timezone.localtime(obj.next_due_at).strftime("%Y-%m-%d %H:%M")
+        due = format_zoned(obj.next_due_at, fmt="SHORT_DATETIME_FORMAT")
         if obj.is_overdue:
             return format_html('<span class="incident-overdue">{} ({})</span>', due, gettext("overdue"))
         return due
 
     # --- Saving BSSN's assessment through the service --------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.actor = request.user  # the form checks who may mark a duplicate
+        return form
+
     def save_model(self, request, obj, form, change):
-        data = {f: form.cleaned_data[f] for f in self.editable_fields if f in form.changed_data}
+        """Save BSSN's assessment through the services: each change is checked and audited."""
+        assessed = (*services.BSSN_FIELDS, "assignee")
+        data = {f: form.cleaned_data[f] for f in assessed if f in form.changed_data}
         if data:
             services.update_assessment(incident=obj, actor=request.user, data=data, request=request)
-
-    def save_related(self, request, form, formsets, change):
-        pass  # every inline is read-only
+        if "duplicate_of" in form.changed_data:
+            services.set_duplicate_of(
+                incident=obj, actor=request.user, original=form.cleaned_data["duplicate_of"], request=request
+            )
+        obj.refresh_from_db()
 
     # --- Extra pages: conversation, status, waivers, evidence downloads, compliance ----
 
@@ -411,6 +494,7 @@ class IncidentAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/message/", view(self.message_view), name="incidents_incident_message"),
             path("<int:pk>/transition/", view(self.transition_view), name="incidents_incident_transition"),
+            path("<int:pk>/assign/", view(self.assign_view), name="incidents_incident_assign"),
             path(
                 "<int:pk>/deadlines/<int:obligation_id>/waive/",
                 view(self.waive_view),
@@ -445,18 +529,21 @@ class IncidentAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        try:
-            incident = Incident.objects.reported().filter(pk=object_id).first()
-        except ValueError:  # a malformed id: the admin below answers it as a missing object
-            incident = None
+        incident = self.get_object(request, object_id)  # None for an id that is not a number
         if incident is not None:
             extra_context.update(
                 {
                     "message_form": BssnMessageForm(),
+                    # Own id prefixes: the assessment form below has its own assignee and duplicate_of.
                     "transition_form": TransitionForm(
-                        targets=services.allowed_targets(incident=incident, user=request.user)
+                        targets=services.allowed_targets(incident=incident, user=request.user),
+                        auto_id="transition_%s",
                     ),
                     "waive_form": WaiveForm(),
+                    "assign_form": AssignForm(
+                        initial={"assignee": incident.assignee_id}, auto_id="assign_%s"
+                    ),
+                    **self._next_deadline(incident),
                     "can_waive": request.user.has_perm(services.WAIVE),
                     "can_extend": request.user.has_perm(services.EXTEND),
                     "can_note": request.user.has_perm(services.INTERNAL_NOTE),
@@ -465,6 +552,41 @@ class IncidentAdmin(admin.ModelAdmin):
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _next_deadline(incident: Incident) -> dict:
+        """Return the next open obligation and the legal source of its rule, for the summary."""
+        obligation = incident.obligations.open().select_related("rule").order_by("due_at").first()
+        if obligation is None:
+            return {"next_obligation": None, "next_deadline_source": ""}
+        rule = obligation.rule
+        # A rule names its legal basis in `legal_source` where the field exists, else in `source`.
+        source = getattr(rule, "legal_source", "") or rule.source or rule.name_display
+        return {"next_obligation": obligation, "next_deadline_source": source}
+
+    def assign_view(self, request, pk: int):
+        incident = self._incident_or_404(request, pk)
+        if request.method != "POST":
+            return self._back(incident)
+        form = AssignForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, gettext("Choose an active BSSN staff member."), messages.ERROR)
+            return self._back(incident, "#incident-assign")
+        try:
+            services.assign(
+                incident=incident, actor=request.user, assignee=form.cleaned_data["assignee"], request=request
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            self._report(request, exc)
+        else:
+            assignee = form.cleaned_data["assignee"]
+            text = (
+                gettext("Assigned to %(name)s.") % {"name": assignee.get_full_name() or assignee.email}
+                if assignee
+                else gettext("Nobody is assigned now.")
+            )
+            self.message_user(request, text, messages.SUCCESS)
+        return self._back(incident)
 
     def message_view(self, request, pk: int):
         incident = self._incident_or_404(request, pk)
@@ -745,7 +867,7 @@ class IncidentAdmin(admin.ModelAdmin):
 @admin.register(DeadlineRule)
 class DeadlineRuleAdmin(admin.ModelAdmin):
     list_display = [
-        "name",
+        "name_display",
         "code",
         "applies_when",
         "anchor",
@@ -757,6 +879,10 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
     ]
     list_filter = ["is_active", "applies_when"]
     readonly_fields = ["code"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def name_display(self, obj):
+        return obj.name_display
 
     def has_delete_permission(self, request, obj=None):
         return False  # obligations point at rules; deactivate a rule instead

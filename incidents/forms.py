@@ -202,3 +202,60 @@ class AssignForm(forms.Form):
         required=False,
         empty_label=_("Nobody (unassign)"),
     )
+
+
+class IncidentAssessmentForm(forms.ModelForm):
+    """BSSN's assessment on the incident change page; the admin saves it through the services.
+
+    The original of a duplicate is named by its reference, as analysts quote it.
+    """
+
+    duplicate_of = forms.CharField(
+        label=_("Duplicate of (reference)"),
+        required=False,
+        max_length=20,
+        help_text=_("Naming the original marks this incident a duplicate and closes it (supervisors)."),
+    )
+    actor = None  # set by the admin to the signed-in user
+
+    class Meta:
+        model = Incident
+        fields = ["category", "bssn_severity", "tlp", "assignee", "outcome"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        original = self.instance.duplicate_of if self.instance.pk else None
+        self.initial["duplicate_of"] = original.reference if original else ""
+        if "assignee" in self.fields:
+            self.fields["assignee"].queryset = services.staff_users_for_assignment()
+
+    def clean_duplicate_of(self):
+        reference = self.cleaned_data["duplicate_of"].strip().upper()
+        if not reference:
+            return None
+        original = Incident.objects.reported().filter(reference=reference).first()
+        if original is None:
+            raise ValidationError(_("No submitted incident has this reference."))
+        if original.pk == self.instance.pk:
+            raise ValidationError(_("An incident cannot duplicate itself."))
+        return original
+
+    def clean(self):
+        cleaned = super().clean()
+        if "duplicate_of" in self.changed_data and self.actor is not None:
+            incident, original = self.instance, cleaned.get("duplicate_of")
+            if incident.status == Status.DUPLICATE and original is None:
+                self.add_error("duplicate_of", _("A duplicate names its original; reopen it to clear this."))
+            elif original is not None and not self.actor.has_perm(services.CLOSE):
+                self.add_error("duplicate_of", _("Only a supervisor can mark an incident as a duplicate."))
+            elif (
+                original is not None
+                and incident.status != Status.DUPLICATE
+                and Status.DUPLICATE not in services.allowed_targets(incident=incident, user=self.actor)
+            ):
+                self.add_error(
+                    "duplicate_of",
+                    _("An incident cannot go from “%(from)s” to “%(to)s”.")
+                    % {"from": incident.get_status_display(), "to": Status.DUPLICATE.label},
+                )
+        return cleaned

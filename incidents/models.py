@@ -362,7 +362,13 @@ class StatusChange(models.Model):
         ordering = ["incident", "created_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.from_status or '∅'} → {self.to_status}"
+        return self.change_display
+
+    @property
+    def change_display(self) -> str:
+        """Return the step with its statuses' labels, e.g. "(new) → Submitted", in the reader's language."""
+        start = self.get_from_status_display() if self.from_status else gettext("(new)")
+        return f"{start} → {self.get_to_status_display()}"
 
     @property
     def reason_display(self) -> str:
@@ -536,7 +542,7 @@ class DeadlineRule(models.Model):
         ordering = ["period_hours", "code"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.name_display
 
     @property
     def name_display(self) -> str:

@@ -1,7 +1,7 @@
 """BSSN admin for suspected cases: pseudonymous flags, case definitions, the audited identity vault."""
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -9,10 +9,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from portal.alerts.models import EventType
 from portal.audit.services import record
 
 from . import reports, services
-from .models import CaseDefinition, CaseFlag, CaseIdentity, Criterion, Disclosure
+from .models import CaseDefinition, CaseFlag, CaseIdentity, Classification, Criterion, Disclosure
 
 DASHBOARD_DAYS = (14, 30, 90, 365)
 
@@ -45,16 +46,24 @@ class CaseDefinitionAdmin(admin.ModelAdmin):
             )
 
 
+def _criteria_labels(codes) -> str:
+    """Return symptom or criterion codes as their names in the reader's language."""
+    names = {
+        c.code: c.label for c in Criterion.objects.filter(code__in=[c for c in codes if isinstance(c, str)])
+    }
+    return ", ".join(names.get(code, str(code)) for code in codes if isinstance(code, str)) or "—"
+
+
 class DisclosureInline(admin.TabularInline):
     model = Disclosure
     extra = 0
     can_delete = False
     fields = [
         "created_at",
-        "event_type",
+        "event_label",
         "stage",
         "recipient",
-        "fields",
+        "fields_disclosed",
         "identity_included",
         "basis",
         "alert_id",
@@ -64,6 +73,20 @@ class DisclosureInline(admin.TabularInline):
         "body_sha256",
     ]
     readonly_fields = fields
+
+    @admin.display(description=_("event"))
+    def event_label(self, obj: Disclosure) -> str:
+        return str(dict(EventType.choices).get(obj.event_type, obj.event_type))
+
+    @admin.display(description=_("fields disclosed"))
+    def fields_disclosed(self, obj: Disclosure) -> str:
+        names = []
+        for name in obj.fields or []:
+            try:
+                names.append(str(CaseFlag._meta.get_field(name).verbose_name))
+            except FieldDoesNotExist:
+                names.append(str(name))
+        return ", ".join(names) or "—"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -96,10 +119,10 @@ class CaseFlagAdmin(admin.ModelAdmin):
         "definition",
         "classification",
         "classes_met",
-        "evaluation",
-        "symptoms",
+        "evaluation_display",
+        "symptoms_display",
         "onset_date",
-        "epidemiological",
+        "epidemiological_display",
         "sari",
         "antigen_result",
         "province",
@@ -133,6 +156,22 @@ class CaseFlagAdmin(admin.ModelAdmin):
     @admin.display(description=_("classes met"), ordering="classification")
     def classes_met(self, obj: CaseFlag) -> str:
         return ", ".join(obj.classes_display())
+
+    @admin.display(description=_("criteria matched"))
+    def evaluation_display(self, obj: CaseFlag) -> str:
+        evaluation = obj.evaluation or {}
+        classes = dict(Classification.choices)
+        found = ", ".join(str(classes.get(c, c)) for c in evaluation.get("classes", []))
+        criteria = _criteria_labels(evaluation.get("criteria", []))
+        return f"{found or '—'} ({criteria})" if evaluation.get("criteria") else found or "—"
+
+    @admin.display(description=_("symptoms"))
+    def symptoms_display(self, obj: CaseFlag) -> str:
+        return _criteria_labels(obj.symptoms or [])
+
+    @admin.display(description=_("epidemiological criteria"))
+    def epidemiological_display(self, obj: CaseFlag) -> str:
+        return _criteria_labels(obj.epidemiological or [])
 
     @admin.display(description=_("identity"))
     def identity_link(self, obj: CaseFlag) -> str:

@@ -391,4 +391,6 @@ class Disclosure(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.event_type} → {self.recipient}"
+        from portal.alerts.models import EventType  # the alert pipeline loads after the cases app
+
+        return f"{dict(EventType.choices).get(self.event_type, self.event_type)} → {self.recipient}"

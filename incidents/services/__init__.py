@@ -46,6 +46,7 @@ from .lifecycle import (
     allowed_targets,
     assign,
     change_status,
+    set_duplicate_of,
     staff_users_for_assignment,
     update_assessment,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "report_data",
     "save_report_draft",
     "send_due_reminders",
+    "set_duplicate_of",
     "send_overdue_notice",
     "send_reminder",
     "snapshot",

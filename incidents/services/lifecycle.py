@@ -163,5 +163,40 @@ def update_assessment(*, incident: Incident, actor: User, data: dict, request=No
     return list(changes)
 
 
+def set_duplicate_of(*, incident: Incident, actor: User, original: Incident | None, request=None) -> None:
+    """Name the original of a duplicate; an incident not yet a duplicate becomes one (it closes).
+
+    Marking a duplicate is a closing transition, so it takes the supervisor's permission
+    and is recorded in the status history with a reason naming the original.
+    """
+    if incident.status != Status.DUPLICATE:
+        if original is None:
+            return
+        change_status(
+            incident=incident,
+            actor=actor,
+            to_status=Status.DUPLICATE,
+            reason=_("Duplicate of %(reference)s") % {"reference": original.reference},
+            duplicate_of=original,
+            request=request,
+        )
+        return
+    require_perm(actor, CLOSE)
+    if original is None or original.pk == incident.pk or original.is_draft:
+        raise ValidationError({"duplicate_of": _("Name the original incident this one duplicates.")})
+    with transaction.atomic():
+        locked(incident)
+        update_and_audit(
+            instance=incident,
+            data={"duplicate_of": original},
+            fields=["duplicate_of"],
+            action="incident.assess",
+            actor=actor,
+            operator=incident.operator,
+            request=request,
+            shown=lambda _field, value: value.reference if value else None,
+        )
+
+
 def staff_users_for_assignment() -> Iterable[User]:
     return User.objects.filter(is_staff=True, is_active=True).order_by("email")

@@ -382,16 +382,38 @@ class DeliveryAdmin(ReadOnlyAdmin):
         )
 
 
+class NoticeTemplateFilter(admin.SimpleListFilter):
+    """Filter e-mails by what they announce, listed by label rather than template code."""
+
+    title = _("template")
+    parameter_name = "template"
+
+    def lookups(self, request, model_admin):
+        codes = Notice.objects.order_by().values_list("template", flat=True).distinct()
+        return sorted(((c, Notice(template=c).template_label) for c in codes), key=lambda item: item[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(template=self.value()) if self.value() else queryset
+
+
 @admin.register(Notice)
 class NoticeAdmin(ReadOnlyAdmin):
     """E-mails to people: whether they went out. Recipients and text stay encrypted, not shown."""
 
-    list_display = ["created_at", "template", "operator", "status", "attempt_count", "sent_at", "last_error"]
-    list_filter = ["status", "template"]
+    list_display = [
+        "created_at",
+        "template_label",
+        "operator",
+        "status",
+        "attempt_count",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["status", NoticeTemplateFilter]
     search_fields = ["operator__name"]
     actions = ["retry"]
     fields = [
-        "template",
+        "template_label",
         "operator",
         "status",
         "attempt_count",
@@ -405,6 +427,10 @@ class NoticeAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("operator")
+
+    @admin.display(description=_("template"), ordering="template")
+    def template_label(self, obj: Notice) -> str:
+        return obj.template_label
 
     def has_change_permission(self, request, obj=None) -> bool:
         # The retry action needs "change"; the form itself stays read-only.

@@ -298,7 +298,7 @@ class Alert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.uuid}"
+        return f"{self.get_event_type_display()} {self.uuid}"
 
     @property
     def payload(self) -> dict:
@@ -445,7 +445,7 @@ class Delivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.alert.event_type} → {self.address} ({self.status})"
+        return f"{self.alert.get_event_type_display()} → {self.address} ({self.get_status_display()})"
 
 
 class AttemptOutcome(models.TextChoices):
@@ -484,6 +484,19 @@ class NoticeStatus(models.TextChoices):
     SENDING = "sending", _("Sending")
     SENT = "sent", _("Sent")
     DEAD = "dead", _("Failed")
+
+
+# What each e-mail template announces, as the admin lists it (codes are what notify.py passes).
+NOTICE_TEMPLATE_LABELS = {
+    "incidents/status_changed": _("Incident status changed (to the operator)"),
+    "incidents/information_requested": _("Information requested (to the operator)"),
+    "incidents/new_comment": _("New message (to the operator)"),
+    "incidents/deadline_reminder": _("Deadline reminder (to the operator)"),
+    "incidents/deadline_missed": _("Deadline missed (to the operator)"),
+    "incidents/bssn_new_incident": _("New incident (to BSSN)"),
+    "incidents/bssn_deadline_missed": _("Deadline missed (to BSSN)"),
+    "alerts/channel_disabled": _("Alert channel disabled (to BSSN)"),
+}
 
 
 class Notice(models.Model):
@@ -526,7 +539,13 @@ class Notice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.template} ({self.get_status_display()})"
+        return f"{self.template_label} ({self.get_status_display()})"
+
+    @property
+    def template_label(self) -> str:
+        """Return what the e-mail is about, in the reader's language, for its template code."""
+        label = NOTICE_TEMPLATE_LABELS.get(self.template)
+        return str(label) if label else self.template.rsplit("/", 1)[-1].replace("_", " ").capitalize()
 
     @property
     def to(self) -> list[str]:

@@ -102,8 +102,8 @@ def test_an_incident_from_draft_to_closed_through_the_browser(page, live_server,
     analyst.get_by_role("link", name=reference).click()
     analyst.wait_for_url("**/admin/incidents/incident/*/change/")
     assert "log-firewall.pdf" in analyst.content()
-    analyst.select_option("#id_to_status", "triage")
-    analyst.fill("#id_reason", "Triase awal")
+    analyst.select_option("#transition_to_status", "triage")
+    analyst.fill("#transition_reason", "Triase awal")
     analyst.click("#incident-transition input[type=submit]")
     analyst.wait_for_load_state()
     analyst.check("#incident-message input[value=request]")
@@ -126,8 +126,8 @@ def test_an_incident_from_draft_to_closed_through_the_browser(page, live_server,
     incident = Incident.objects.get()
     change_path = f"/admin/incidents/incident/{incident.pk}/change/"
     _sign_in_staff(supervisor, live_server, "supervisor@bssn.example", change_path)
-    supervisor.select_option("#id_to_status", "closed")
-    supervisor.fill("#id_reason", "Tertangani; tidak ada tindak lanjut.")
+    supervisor.select_option("#transition_to_status", "closed")
+    supervisor.fill("#transition_reason", "Tertangani; tidak ada tindak lanjut.")
     supervisor.click("#incident-transition input[type=submit]")
     supervisor.wait_for_load_state()
     assert Incident.objects.get().status == Status.CLOSED

@@ -112,7 +112,7 @@ def test_the_change_page_shows_the_whole_case(analyst_client, analyst, operator,
         "firewall.pdf",
         "Call the CISO",
         "Any news?",
-        "Final report",
+        "Laporan akhir",  # the rule's name in the reader's language
         incident.title,
         "incident-internal",
         'id="incident-message"',
@@ -213,7 +213,7 @@ def test_bssn_edits_its_assessment_but_not_the_operators_account(analyst_client,
     incident = file_incident(operator, reporter)
     response = analyst_client.get(_change_url(incident))
     form = response.context["adminform"].form
-    assert set(form.fields) == {"category", "bssn_severity", "tlp", "assignee", "outcome"}
+    assert set(form.fields) == {"category", "bssn_severity", "tlp", "assignee", "outcome", "duplicate_of"}
 
 
 def test_the_compliance_page_counts_deadlines(analyst_client, operator, reporter):
