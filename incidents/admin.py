@@ -560,8 +560,7 @@ class IncidentAdmin(admin.ModelAdmin):
         if obligation is None:
             return {"next_obligation": None, "next_deadline_source": ""}
         rule = obligation.rule
-        # A rule names its legal basis in `legal_source` where the field exists, else in `source`.
-        source = getattr(rule, "legal_source", "") or rule.source or rule.name_display
+        source = obligation.legal_source or rule.name_display
         return {"next_obligation": obligation, "next_deadline_source": source}
 
     def assign_view(self, request, pk: int):
