@@ -26,3 +26,19 @@ def page(live_server):
         yield page
         context.close()
         browser.close()
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path):
+    """Where a browser test writes its screenshots: docs/img/ when DOCS_SCREENSHOTS=1, else a temp dir.
+
+    The screenshots in docs/ are refreshed on purpose (`DOCS_SCREENSHOTS=1 make test
+    PYTEST_ARGS="-m browser"`), so an ordinary run leaves the working tree clean.
+    """
+    if os.environ.get("DOCS_SCREENSHOTS") == "1":
+        from pathlib import Path
+
+        target = Path(__file__).resolve().parents[2] / "docs" / "img"
+        target.mkdir(parents=True, exist_ok=True)
+        return target
+    return tmp_path

@@ -4,10 +4,8 @@ The analyst signs in from the staff link with a TOTP code, filters the changelis
 an incident, sets BSSN's severity and TLP through the change form, assigns it, moves it
 into triage with a reason, writes an internal note and a message. The operator then sees
 the status and the message, never the note. Screenshots of both admin screens at 1280 px
-are written to docs/img/ for docs/incidents.md.
+are written to docs/img/ for docs/incidents.md when DOCS_SCREENSHOTS=1.
 """
-
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +17,6 @@ from tests.incidents.helpers import file_incident
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 NOTE = "Sumber serangan cocok dengan kampanye yang sedang dipantau."
 MESSAGE = "Mohon kirimkan log firewall tanggal kejadian."
 
@@ -36,7 +33,9 @@ def _no_horizontal_scroll(page, selector: str = "html") -> bool:
     return page.evaluate(f"(e => e.scrollWidth <= e.clientWidth)(document.querySelector('{selector}'))")
 
 
-def test_the_analyst_triages_and_the_operator_sees_the_message_not_the_note(page, live_server, analyst):
+def test_the_analyst_triages_and_the_operator_sees_the_message_not_the_note(
+    page, live_server, analyst, screenshot_dir
+):
     seed_deadline_rules()
     vital = make_operator("listrik", is_iiv=True)
     vital_reporter = make_member(vital, Role.REPORTER)
@@ -67,8 +66,7 @@ def test_the_analyst_triages_and_the_operator_sees_the_message_not_the_note(page
     page.goto(live_server.url + "/admin/incidents/incident/")
     assert page.locator("#result_list tbody tr").count() == 4
     assert _no_horizontal_scroll(page) and _no_horizontal_scroll(page, "#changelist .results")
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "admin-incident-changelist.png"))
+    page.screenshot(path=str(screenshot_dir / "admin-incident-changelist.png"))
     page.click('#changelist-filter a[href*="operator__is_iiv__exact=1"]')
     page.wait_for_load_state()
     assert page.locator("#result_list tbody tr").count() == 1
@@ -105,7 +103,7 @@ def test_the_analyst_triages_and_the_operator_sees_the_message_not_the_note(page
     summary = page.locator("#incident-summary").inner_text()
     assert "Kritis" in summary and "TLP:RED" in summary and "WIB" in summary
     assert NOTE in page.content() and MESSAGE in page.content()
-    page.screenshot(path=str(DOCS_IMG / "admin-incident-change.png"))
+    page.screenshot(path=str(screenshot_dir / "admin-incident-change.png"))
     assert [e for e in page.console_errors if "Content Security Policy" in e] == []
 
     # The operator signs in and reads the status and the message, never the internal note.
