@@ -45,7 +45,6 @@ from .models import (
     PolicyVersion,
     epoch_micros,
 )
-from .services import lock_head
 
 REQUIRED_COLUMNS = ("subject_id", "purpose", "state", "event_time", "method", "policy_version")
 OPTIONAL_COLUMNS = ("actor", "expires_at", "evidence")
@@ -419,10 +418,13 @@ def run_import(
     operator,
     actor,
     open_lines: Callable[[], Iterable[str]],
-    write: bool,
+    head: LedgerHead | None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Validate every row of a consent CSV and, when `write` and nothing failed, import it.
+    """Validate every row of a consent CSV and, given a chain head and no row failed, import it.
+
+    `head` is the operator's chain head, locked by the caller in the enclosing
+    transaction (None: validate only).
 
     `open_lines` returns a fresh iterator over the file's lines (called once, or
     twice when the operator has imported before). Errors carry the line number in
@@ -457,7 +459,7 @@ def run_import(
     gc.disable()
     try:
         with transaction.atomic(), ExitStack() as stack:
-            writer = _Writer(operator, lock_head(operator), actor, stack) if write else None
+            writer = _Writer(operator, head, actor, stack) if head is not None else None
             batch: list[_Row] = []
             try:
                 for fields in reader:

@@ -16,7 +16,7 @@ from portal.accounts.models import ADMIN_ROLES, ALL_ROLES, WRITE_ROLES, Operator
 from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.spreadsheets import csv_cell
 
-from . import services
+from . import imports, services
 from .diff import side_by_side
 from .forms import DiffForm, ImportForm, LookupForm, PolicyVersionForm, PurposeForm, RecordEventForm
 from .models import ConsentEvent, ConsentImport, ImmutableError, ImportStatus, PolicyStatus, PolicyVersion
@@ -307,11 +307,11 @@ def import_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            consent_import = services.preview_import(
+            consent_import = imports.preview_import(
                 operator=request.operator,
                 actor=request.user,
                 filename=upload.name,
-                data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+                data=upload.read(imports.MAX_UPLOAD_BYTES + 1),
                 request=request,
             )
         except ValidationError as exc:
@@ -320,9 +320,9 @@ def import_upload(request):
             return redirect(
                 "consent:import_detail", operator_slug=request.operator.slug, import_id=consent_import.pk
             )
-    imports = ConsentImport.objects.for_operator(request.operator)[:10]
+    recent = ConsentImport.objects.for_operator(request.operator)[:10]
     return render(
-        request, "consent/import.html", {"form": form, "imports": imports, "columns": _import_columns()}
+        request, "consent/import.html", {"form": form, "imports": recent, "columns": _import_columns()}
     )
 
 
@@ -337,8 +337,8 @@ def import_detail(request, import_id):
     consent_import = get_for_operator(ConsentImport, request.operator, pk=import_id)
     context = {
         "imp": consent_import,
-        "sample": services.preview_sample(consent_import),
-        "earlier": services.previous_import(operator=request.operator, digest=consent_import.file_digest)
+        "sample": imports.preview_sample(consent_import),
+        "earlier": imports.previous_import(operator=request.operator, digest=consent_import.file_digest)
         if consent_import.status == ImportStatus.DUPLICATE
         else None,
     }
@@ -350,7 +350,7 @@ def import_detail(request, import_id):
 def import_confirm(request, import_id):
     consent_import = get_for_operator(ConsentImport, request.operator, pk=import_id)
     try:
-        consent_import = services.commit_import(
+        consent_import = imports.commit_import(
             consent_import=consent_import, actor=request.user, request=request
         )
     except (ValidationError, FileNotFoundError) as exc:

@@ -112,16 +112,14 @@ def consent_event(operator, admin_user):
 
 def consent_import(operator, admin_user):
     """Create a previewed consent import of `operator`; return its id."""
-    from consent import services as consent_services
+    from consent import imports as consent_imports
 
     consent_version(operator, admin_user)
     data = (
         b"subject_id,purpose,state,event_time,method,policy_version\n"
         b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n"
     )
-    return consent_services.preview_import(
-        operator=operator, actor=admin_user, filename="c.csv", data=data
-    ).pk
+    return consent_imports.preview_import(operator=operator, actor=admin_user, filename="c.csv", data=data).pk
 
 
 OBJECT_FACTORIES: dict[str, Callable] = {

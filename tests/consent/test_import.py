@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from consent import services
+from consent import imports, services
 from consent.models import ConsentEvent, ConsentImport, ImportStatus
 from tests.consent.helpers import PURPOSES, published_version
 
@@ -110,7 +110,7 @@ def test_every_bad_row_is_reported_with_row_column_and_reason(operator, version)
     rows[2][2] = "maybe"
     rows[3][4] = "carrier-pigeon"
     rows[4][5] = "9"
-    result = services.preview_import(operator=operator, actor=None, filename="bad.csv", data=_csv(rows))
+    result = imports.preview_import(operator=operator, actor=None, filename="bad.csv", data=_csv(rows))
     assert result.status == ImportStatus.FAILED
     assert [(e["row"], e["column"]) for e in result.errors] == [
         (2, "subject_id"),
@@ -171,11 +171,11 @@ def test_the_staged_upload_is_encrypted_at_rest(
     operator, version, settings, tmp_path, django_capture_on_commit_callbacks
 ):
     settings.PRIVATE_STORAGE_ROOT = tmp_path
-    imp = services.preview_import(operator=operator, actor=None, filename="c.csv", data=_csv(_rows(3)))
+    imp = imports.preview_import(operator=operator, actor=None, filename="c.csv", data=_csv(_rows(3)))
     staged = next(tmp_path.rglob("*.fernet")).read_bytes()
     assert b"cust-" not in staged
     with django_capture_on_commit_callbacks(execute=True):
-        services.commit_import(consent_import=imp, actor=None)
+        imports.commit_import(consent_import=imp, actor=None)
     assert not list(tmp_path.rglob("*.fernet"))
 
 
@@ -186,8 +186,8 @@ def test_viewers_cannot_import(client_for, viewer, operator, version):
 def test_naive_times_are_read_in_the_operators_time_zone(operator, version):
     rows = _rows(1)
     rows[0][3] = "2026-01-05T09:00:00"
-    imp = services.preview_import(operator=operator, actor=None, filename="c.csv", data=_csv(rows))
-    services.commit_import(consent_import=imp, actor=None)
+    imp = imports.preview_import(operator=operator, actor=None, filename="c.csv", data=_csv(rows))
+    imports.commit_import(consent_import=imp, actor=None)
     event = ConsentEvent.objects.defer("subject_identifier").get()
     assert event.event_at == datetime(2026, 1, 5, 2, 0, tzinfo=UTC)  # WIB is UTC+7
 

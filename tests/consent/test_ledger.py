@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from consent import services
+from consent import imports, services
 from consent.models import ConsentEvent, ImmutableError, LedgerHead
 from portal.audit.models import AuditEvent
 from tests.consent.helpers import PURPOSES, give, published_version
@@ -67,7 +67,7 @@ def test_the_admin_is_read_only_and_never_decrypts_identifiers(staff_client, sup
 
 def test_no_plaintext_identifier_is_stored_in_any_ledger_table(operator):
     give(operator, "customer-plain-4242")
-    services.preview_import(
+    imports.preview_import(
         operator=operator,
         actor=None,
         filename="x.csv",

@@ -3,7 +3,7 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from consent import services
+from consent import imports
 from portal.accounts.models import Operator, User
 
 
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             mininterval=0.5,
         )
         try:
-            consent_import, result = services.import_file(
+            consent_import, result = imports.import_file(
                 operator=org, actor=user, path=file, filename=os.path.basename(file), progress=bar.update
             )
         except ValueError as exc:  # ImportFileError and friends: the file as a whole is unreadable

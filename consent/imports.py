@@ -1,0 +1,210 @@
+"""Import services: upload and preview, confirm, and the command-line import of a file.
+
+The row-level work (reading, validating, chaining, writing) is `consent.importer`;
+this module is the layer above it: staging uploaded files (Fernet-encrypted),
+recognising files imported before, recording each import and its audit events.
+Every successful import ends in `_import_succeeded`.
+"""
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from portal.audit.services import record
+
+from .importer import ImportFileError, ImportResult, file_digest, run_import, text_lines
+from .models import ConsentEvent, ConsentImport, ImportStatus
+from .services import lock_head, mask_identifier
+
+# Web uploads are previewed in full before they are committed; larger files go
+# through `manage.py import_consents`.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+
+def _staging_path(consent_import: ConsentImport) -> Path:
+    return Path(settings.PRIVATE_STORAGE_ROOT) / "consent-imports" / f"{consent_import.pk}.fernet"
+
+
+def _fernet():
+    return ConsentEvent._meta.get_field("subject_identifier").fernet
+
+
+def previous_import(*, operator, digest: str) -> ConsentImport | None:
+    """Return the committed import of the file with this digest, if there is one."""
+    return (
+        ConsentImport.objects.for_operator(operator)
+        .filter(file_digest=digest, status=ImportStatus.COMMITTED)
+        .first()
+    )
+
+
+def _import_from_bytes(*, operator, actor, data: bytes, write: bool) -> ImportResult:
+    return run_import(
+        operator=operator,
+        actor=actor,
+        open_lines=lambda: text_lines(io.BytesIO(data)),
+        head=lock_head(operator) if write else None,
+    )
+
+
+def _file_lines(path: str) -> Iterator[str]:
+    with open(path, "rb") as fh:
+        yield from text_lines(fh)
+
+
+def _errors(result: ImportResult) -> list[dict]:
+    return [{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors]
+
+
+def _import_succeeded(*, consent_import: ConsentImport, result: ImportResult, actor, request=None) -> None:
+    """Record a committed import and audit it (inside the import's transaction).
+
+    The one place every successful import ends, from the web or the command line.
+    """
+    consent_import.status = ImportStatus.COMMITTED
+    consent_import.row_count = result.rows
+    consent_import.imported_count = result.imported
+    consent_import.skipped_count = result.skipped
+    consent_import.error_count = 0
+    consent_import.errors = []
+    consent_import.committed_at = timezone.now()
+    consent_import.save()
+    _audit_commit(consent_import=consent_import, result=result, actor=actor, request=request)
+
+
+def _audit_commit(*, consent_import: ConsentImport, result: ImportResult, actor, request=None) -> None:
+    record(
+        action="consent.import.commit",
+        actor=actor,
+        operator=consent_import.operator,
+        target=consent_import,
+        changes={
+            "rows": result.rows,
+            "imported": result.imported,
+            "skipped": result.skipped,
+            "errors": result.error_count,
+        },
+        request=request,
+    )
+
+
+def preview_import(
+    *, operator, actor, filename: str, data: bytes, request: HttpRequest | None = None
+) -> ConsentImport:
+    """Validate an uploaded CSV without importing it; stage it (encrypted) when it is valid.
+
+    A file whose content was imported before is recognised and not staged again.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValidationError(_("The file is larger than 50 MB; use the import_consents command."))
+    digest = file_digest(data)
+    consent_import = ConsentImport(
+        operator=operator, filename=filename[:200], file_digest=digest, created_by=actor
+    )
+    earlier = previous_import(operator=operator, digest=digest)
+    if earlier is not None:
+        consent_import.status = ImportStatus.DUPLICATE
+        consent_import.row_count = earlier.row_count
+        consent_import.save()
+        return consent_import
+    try:
+        result = _import_from_bytes(operator=operator, actor=actor, data=data, write=False)
+    except ImportFileError as exc:
+        raise ValidationError(str(exc)) from exc
+    consent_import.row_count = result.rows
+    consent_import.skipped_count = result.skipped
+    consent_import.error_count = result.error_count
+    consent_import.errors = _errors(result)
+    consent_import.status = ImportStatus.PREVIEWED if result.ok else ImportStatus.FAILED
+    consent_import.save()
+    if result.ok:
+        path = _staging_path(consent_import)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_fernet().encrypt(data))
+    record(
+        action="consent.import.preview",
+        actor=actor,
+        operator=operator,
+        target=consent_import,
+        changes={"rows": result.rows, "errors": result.error_count},
+        request=request,
+    )
+    return consent_import
+
+
+def preview_sample(consent_import: ConsentImport, *, limit: int = 10) -> list[dict]:
+    """Return the first rows of a staged file, with identifiers masked."""
+    path = _staging_path(consent_import)
+    if consent_import.status != ImportStatus.PREVIEWED or not path.exists():
+        return []
+    text = _fernet().decrypt(path.read_bytes()).decode("utf-8-sig")
+    rows = []
+    for raw in csv.DictReader(io.StringIO(text)):
+        raw = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        raw["subject_id"] = mask_identifier(raw.get("subject_id", ""))
+        rows.append(raw)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def commit_import(
+    *, consent_import: ConsentImport, actor, request: HttpRequest | None = None
+) -> ConsentImport:
+    """Import a previewed file, all or nothing; a second confirmation changes nothing."""
+    with transaction.atomic():
+        locked = ConsentImport.objects.select_for_update().get(pk=consent_import.pk)
+        if locked.status != ImportStatus.PREVIEWED:
+            raise ValidationError(_("This import is not waiting for confirmation."))
+        path = _staging_path(locked)
+        data = _fernet().decrypt(path.read_bytes())
+        result = _import_from_bytes(operator=locked.operator, actor=actor, data=data, write=True)
+        if result.committed:
+            _import_succeeded(consent_import=locked, result=result, actor=actor, request=request)
+        else:
+            locked.status = ImportStatus.FAILED
+            locked.error_count = result.error_count
+            locked.errors = _errors(result)
+            locked.skipped_count = result.skipped
+            locked.save()
+            _audit_commit(consent_import=locked, result=result, actor=actor, request=request)
+        transaction.on_commit(lambda: path.unlink(missing_ok=True))
+    return locked
+
+
+def import_file(*, operator, actor, path: str, filename: str, progress=None):
+    """Import a CSV file from disk (the management command); return (ConsentImport, result)."""
+    digest = file_digest(path)
+    earlier = previous_import(operator=operator, digest=digest)
+    if earlier is not None:
+        return earlier, None
+    with transaction.atomic():
+        result = run_import(
+            operator=operator,
+            actor=actor,
+            open_lines=lambda: _file_lines(path),
+            head=lock_head(operator),
+            progress=progress,
+        )
+        consent_import = ConsentImport(
+            operator=operator, filename=filename[:200], file_digest=digest, created_by=actor
+        )
+        if result.committed:
+            _import_succeeded(consent_import=consent_import, result=result, actor=actor)
+        else:
+            consent_import.status = ImportStatus.FAILED
+            consent_import.row_count = result.rows
+            consent_import.skipped_count = result.skipped
+            consent_import.error_count = result.error_count
+            consent_import.errors = _errors(result)
+            consent_import.save()
+            _audit_commit(consent_import=consent_import, result=result, actor=actor)
+    return consent_import, result
