@@ -18,8 +18,10 @@ import gc
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import os
+import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -40,12 +42,16 @@ from .models import (
     CollectionMethod,
     ConsentEvent,
     ConsentState,
+    ImportSecret,
     LedgerHead,
     PolicyStatus,
     PolicyVersion,
     epoch_micros,
 )
 
+# Separators a CSV file may use: spreadsheets set to Indonesian (or most European)
+# settings save with a semicolon, because the comma is their decimal mark.
+DELIMITERS = (",", ";", "\t")
 REQUIRED_COLUMNS = ("subject_id", "purpose", "state", "event_time", "method", "policy_version")
 OPTIONAL_COLUMNS = ("actor", "expires_at", "evidence")
 BATCH_SIZE = 5000
@@ -125,7 +131,7 @@ def _parse_time(value: str, tz) -> datetime | None:
 class _Validator:
     """Turn one CSV row into a _Row, or into the errors that explain why not."""
 
-    def __init__(self, operator, header: list[str]):
+    def __init__(self, operator, header: list[str], secret: bytes):
         self.tz = ZoneInfo(operator.timezone)
         self.latest_allowed = timezone.now() + FUTURE_TOLERANCE
         self.versions: dict[str, tuple[int, frozenset[str]]] = {}
@@ -136,7 +142,7 @@ class _Validator:
         self.actors = frozenset(ActorType.values)
         # Keyed once; each value then costs one copy of the prepared HMAC state.
         self.index_mac = hmac.new(settings.BLIND_INDEX_KEY.encode(), b"identifier:", hashlib.sha256)
-        self.row_mac = hmac.new(settings.BLIND_INDEX_KEY.encode(), b"consent-row:", hashlib.sha256)
+        self.row_mac = hmac.new(secret, b"consent-row:", hashlib.sha256)
         position = {name: i for i, name in enumerate(header)}
         self.columns = [position.get(c) for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
         self.width = len(header)
@@ -377,8 +383,34 @@ def text_lines(stream: io.BufferedIOBase) -> Iterable[str]:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
 
+def sniff_delimiter(header_line: str) -> str:
+    """Return the separator under which `header_line` names every required column (default ",")."""
+    for delimiter in DELIMITERS:
+        names = {h.strip().lower() for h in next(csv.reader([header_line], delimiter=delimiter), [])}
+        if names.issuperset(REQUIRED_COLUMNS):
+            return delimiter
+    return ","
+
+
+def _separator_hint(header_line: str) -> str:
+    """Return a sentence naming the separator a header seems to use, if it is not one we read."""
+    counts = {c: header_line.count(c) for c in "|:^~#"}
+    found = max(counts, key=counts.get)
+    if counts[found] < len(REQUIRED_COLUMNS) - 1:
+        return ""
+    return " " + _(
+        "The columns seem to be separated by “%(separator)s”; separate them with a comma, "
+        "a semicolon or a tab."
+    ) % {"separator": found}
+
+
 def _reader(lines: Iterable[str]) -> tuple[Iterable[list[str]], list[str]]:
-    reader = csv.reader(lines)
+    lines = iter(lines)
+    try:
+        first = next(lines, "")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(_("The file is not a UTF-8 CSV file.")) from exc
+    reader = csv.reader(itertools.chain([first], lines), delimiter=sniff_delimiter(first))
     try:
         header = [h.strip().lower() for h in next(reader, [])]
     except (csv.Error, UnicodeDecodeError) as exc:
@@ -388,6 +420,7 @@ def _reader(lines: Iterable[str]) -> tuple[Iterable[list[str]], list[str]]:
         raise ImportFileError(
             _("Missing column(s): %(columns)s. Expected: %(expected)s.")
             % {"columns": ", ".join(missing), "expected": ", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}
+            + _separator_hint(first)
         )
     return reader, header
 
@@ -395,7 +428,7 @@ def _reader(lines: Iterable[str]) -> tuple[Iterable[list[str]], list[str]]:
 def _keys_already_recorded(operator, open_lines: Callable[[], Iterable[str]]) -> set[str]:
     """First pass: return the import keys of the file's rows that the ledger already holds."""
     reader, header = _reader(open_lines())
-    validator = _Validator(operator, header)
+    validator = _Validator(operator, header, import_secret(operator))
     found: set[str] = set()
     batch: list[str] = []
     try:
@@ -434,7 +467,7 @@ def run_import(
     any_imported = ConsentEvent.objects.filter(operator=operator, import_key__isnull=False).exists()
     known = _keys_already_recorded(operator, open_lines) if any_imported else set()
     reader, header = _reader(open_lines())
-    validator = _Validator(operator, header)
+    validator = _Validator(operator, header, import_secret(operator))
     # Keys (as 128-bit integers, compact) of the rows seen so far: a row repeated
     # within the file is not doubled.
     seen: set[int] = set()
@@ -496,13 +529,24 @@ def run_import(
     return result
 
 
-def file_digest(path_or_bytes) -> str:
-    """Return the keyed digest identifying a file's content (recognises a re-import)."""
-    mac = hmac.new(settings.BLIND_INDEX_KEY.encode(), b"consent-file:", hashlib.sha256)
-    if isinstance(path_or_bytes, bytes | bytearray):
-        mac.update(path_or_bytes)
+def import_secret(operator) -> bytes:
+    """Return the operator's import key (created on first use), which survives key rotation."""
+    found, _created = ImportSecret.objects.get_or_create(
+        operator=operator, defaults={"secret": secrets.token_urlsafe(32)}
+    )
+    return found.secret.encode()
+
+
+def file_digest(*, operator, source: str | bytes) -> str:
+    """Return the keyed digest identifying a file's content (recognises a re-import).
+
+    `source` is the content, or the path of a file on disk.
+    """
+    mac = hmac.new(import_secret(operator), b"consent-file:", hashlib.sha256)
+    if isinstance(source, bytes | bytearray):
+        mac.update(source)
     else:
-        with open(path_or_bytes, "rb") as fh:
+        with open(source, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 mac.update(chunk)
     return mac.hexdigest()

@@ -9,9 +9,7 @@ Every successful import ends in `_import_succeeded`.
 import csv
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -19,22 +17,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.audit.services import record
+from portal.crypto import file_fernet
 
-from .importer import ImportFileError, ImportResult, file_digest, run_import, text_lines
-from .models import ConsentEvent, ConsentImport, ImportStatus
+from .importer import ImportFileError, ImportResult, file_digest, run_import, sniff_delimiter, text_lines
+from .models import ConsentImport, ImportStatus
 from .services import lock_head, mask_identifier
 
 # Web uploads are previewed in full before they are committed; larger files go
 # through `manage.py import_consents`.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-
-def _staging_path(consent_import: ConsentImport) -> Path:
-    return Path(settings.PRIVATE_STORAGE_ROOT) / "consent-imports" / f"{consent_import.pk}.fernet"
-
-
-def _fernet():
-    return ConsentEvent._meta.get_field("subject_identifier").fernet
 
 
 def previous_import(*, operator, digest: str) -> ConsentImport | None:
@@ -105,7 +96,7 @@ def preview_import(
     """
     if len(data) > MAX_UPLOAD_BYTES:
         raise ValidationError(_("The file is larger than 50 MB; use the import_consents command."))
-    digest = file_digest(data)
+    digest = file_digest(operator=operator, source=data)
     consent_import = ConsentImport(
         operator=operator, filename=filename[:200], file_digest=digest, created_by=actor
     )
@@ -126,9 +117,9 @@ def preview_import(
     consent_import.status = ImportStatus.PREVIEWED if result.ok else ImportStatus.FAILED
     consent_import.save()
     if result.ok:
-        path = _staging_path(consent_import)
+        path = consent_import.staging_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_fernet().encrypt(data))
+        path.write_bytes(file_fernet().encrypt(data))
     record(
         action="consent.import.preview",
         actor=actor,
@@ -142,12 +133,13 @@ def preview_import(
 
 def preview_sample(consent_import: ConsentImport, *, limit: int = 10) -> list[dict]:
     """Return the first rows of a staged file, with identifiers masked."""
-    path = _staging_path(consent_import)
+    path = consent_import.staging_path
     if consent_import.status != ImportStatus.PREVIEWED or not path.exists():
         return []
-    text = _fernet().decrypt(path.read_bytes()).decode("utf-8-sig")
+    text = file_fernet().decrypt(path.read_bytes()).decode("utf-8-sig")
     rows = []
-    for raw in csv.DictReader(io.StringIO(text)):
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
+    for raw in csv.DictReader(io.StringIO(text), delimiter=delimiter):
         raw = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         raw["subject_id"] = mask_identifier(raw.get("subject_id", ""))
         rows.append(raw)
@@ -164,8 +156,8 @@ def commit_import(
         locked = ConsentImport.objects.select_for_update().get(pk=consent_import.pk)
         if locked.status != ImportStatus.PREVIEWED:
             raise ValidationError(_("This import is not waiting for confirmation."))
-        path = _staging_path(locked)
-        data = _fernet().decrypt(path.read_bytes())
+        path = locked.staging_path
+        data = file_fernet().decrypt(path.read_bytes())
         result = _import_from_bytes(operator=locked.operator, actor=actor, data=data, write=True)
         if result.committed:
             _import_succeeded(consent_import=locked, result=result, actor=actor, request=request)
@@ -182,7 +174,7 @@ def commit_import(
 
 def import_file(*, operator, actor, path: str, filename: str, progress=None):
     """Import a CSV file from disk (the management command); return (ConsentImport, result)."""
-    digest = file_digest(path)
+    digest = file_digest(operator=operator, source=path)
     earlier = previous_import(operator=operator, digest=digest)
     if earlier is not None:
         return earlier, None

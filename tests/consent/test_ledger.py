@@ -244,7 +244,7 @@ def test_the_blind_index_shortcut_of_the_importer_matches_portal_crypto(operator
     from consent.importer import _Validator
     from portal.crypto import Kind, blind_index
 
-    validator = _Validator(operator, ["subject_id"])
+    validator = _Validator(operator, ["subject_id"], b"import-key")
     for value in ("customer-1", " Ｃｕｓｔｏｍｅｒ-2 ", "ID 0042"):
         assert validator.subject_index(value) == blind_index(Kind.IDENTIFIER, value.strip())
 
@@ -255,7 +255,9 @@ def test_the_importers_evidence_json_is_the_canonical_json(operator):
 
     version = published_version(operator)
     validator = _Validator(
-        operator, ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"]
+        operator,
+        ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"],
+        b"import-key",
     )
     for evidence in ('ui "text" \\ 7', "tab\tline\u2028é", "\x01"):
         row = validator.validate(
