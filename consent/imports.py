@@ -8,7 +8,6 @@ Every successful import ends in `_import_succeeded`.
 
 import csv
 import io
-from collections.abc import Iterator
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,7 +18,7 @@ from django.utils.translation import gettext as _
 from portal.audit.services import record
 from portal.crypto import file_fernet
 
-from .importer import ImportFileError, ImportResult, file_digest, run_import, sniff_delimiter, text_lines
+from .importer import ImportFileError, ImportResult, file_digest, open_bytes, run_import, sniff_delimiter
 from .models import ConsentImport, ImportStatus
 from .services import lock_head, mask_identifier
 
@@ -41,14 +40,9 @@ def _import_from_bytes(*, operator, actor, data: bytes, write: bool) -> ImportRe
     return run_import(
         operator=operator,
         actor=actor,
-        open_lines=lambda: text_lines(io.BytesIO(data)),
+        open_stream=open_bytes(data),
         head=lock_head(operator) if write else None,
     )
-
-
-def _file_lines(path: str) -> Iterator[str]:
-    with open(path, "rb") as fh:
-        yield from text_lines(fh)
 
 
 def _errors(result: ImportResult) -> list[dict]:
@@ -172,8 +166,11 @@ def commit_import(
     return locked
 
 
-def import_file(*, operator, actor, path: str, filename: str, progress=None):
-    """Import a CSV file from disk (the management command); return (ConsentImport, result)."""
+def import_file(*, operator, actor, path: str, filename: str, progress=None, workers: int = 0):
+    """Import a CSV file from disk (the management command); return (ConsentImport, result).
+
+    `workers` > 0 encrypts and indexes rows in that many processes (PostgreSQL).
+    """
     digest = file_digest(operator=operator, source=path)
     earlier = previous_import(operator=operator, digest=digest)
     if earlier is not None:
@@ -182,9 +179,10 @@ def import_file(*, operator, actor, path: str, filename: str, progress=None):
         result = run_import(
             operator=operator,
             actor=actor,
-            open_lines=lambda: _file_lines(path),
+            open_stream=lambda: open(path, "rb"),  # noqa: SIM115  run_import closes it
             head=lock_head(operator),
             progress=progress,
+            workers=workers,
         )
         consent_import = ConsentImport(
             operator=operator, filename=filename[:200], file_digest=digest, created_by=actor

@@ -206,3 +206,47 @@ def test_the_command_refuses_an_unknown_operator(tmp_path):
     path.write_bytes(_csv([]))
     with pytest.raises(CommandError, match="No operator"):
         call_command("import_consents", str(path), "--operator", "nobody")
+
+
+@pytest.mark.postgres
+def test_worker_processes_import_the_same_chain_as_one_process(
+    operator, version, tmp_path, capsys, monkeypatch
+):
+    import consent.importer
+
+    # Small chunks, so that three workers each get several.
+    monkeypatch.setattr(consent.importer, "CHUNK_BYTES", 4096)
+    rows = _rows(2_000)
+    for i in (3, 1_100, 1_777):  # records spanning lines, wherever the chunks are cut
+        rows[i][8] = f'a "quoted"\nmulti-line\r\nevidence {i}'
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_bytes(_csv(rows[:1_200]))
+    # Overlaps the first file and repeats a row within itself: both are recognised.
+    second.write_bytes(_csv(rows[1_000:] + [rows[1_500]]))
+    for path in (first, second):
+        call_command(
+            "import_consents", str(path), "--operator", operator.slug, "--no-progress", "--workers", "3"
+        )
+    assert "Imported 800 events from 1001 rows (201 already recorded, skipped)" in capsys.readouterr().out
+    assert ConsentEvent.objects.filter(operator=operator).count() == 2_000
+    assert list(services.verify_ledger(operator=operator, deep=True)) == []
+    assert services.has_current_consent(
+        operator=operator, subject_identifier="cust-01999", purpose_code=PURPOSES[1]
+    ) == (rows[1_999][2] == "given")
+
+
+@pytest.mark.postgres
+def test_worker_processes_report_a_bad_row_by_its_line_and_import_nothing(
+    operator, version, tmp_path, capsys, monkeypatch
+):
+    import consent.importer
+
+    monkeypatch.setattr(consent.importer, "CHUNK_BYTES", 4096)
+    path = tmp_path / "c.csv"
+    path.write_bytes(_csv(_rows(1_500, bad_row=1_234)))
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command(
+            "import_consents", str(path), "--operator", operator.slug, "--no-progress", "--workers", "2"
+        )
+    assert "row 1236, column event_time: " in capsys.readouterr().err
+    assert not ConsentEvent.objects.exists()

@@ -241,28 +241,26 @@ def test_concurrent_writers_form_one_valid_chain(operator):
 
 
 def test_the_blind_index_shortcut_of_the_importer_matches_portal_crypto(operator):
-    from consent.importer import _Validator
+    from consent.importer import _Validator, row_context
     from portal.crypto import Kind, blind_index
 
-    validator = _Validator(operator, ["subject_id"], b"import-key")
+    validator = _Validator(row_context(operator, header=["subject_id"], delimiter=","))
     for value in ("customer-1", " Ｃｕｓｔｏｍｅｒ-2 ", "ID 0042"):
         assert validator.subject_index(value) == blind_index(Kind.IDENTIFIER, value.strip())
 
 
 def test_the_importers_evidence_json_is_the_canonical_json(operator):
-    from consent.importer import _Row, _Validator
+    from consent.import_rows import Row
+    from consent.importer import _Validator, row_context
     from consent.models import canonical_json
 
     version = published_version(operator)
-    validator = _Validator(
-        operator,
-        ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"],
-        b"import-key",
-    )
+    header = ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"]
+    validator = _Validator(row_context(operator, header=header, delimiter=","))
     for evidence in ('ui "text" \\ 7', "tab\tline\u2028é", "\x01"):
         row = validator.validate(
             2,
             ["c-1", PURPOSES[0], "given", "2026-01-01T00:00:00+00:00", "api", str(version.number), evidence],
         )
-        assert isinstance(row, _Row)
+        assert isinstance(row, Row)
         assert row.evidence_json == canonical_json({"reference": evidence})
