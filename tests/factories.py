@@ -119,7 +119,11 @@ def consent_import(operator, admin_user):
         b"subject_id,purpose,state,event_time,method,policy_version\n"
         b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n"
     )
-    return consent_imports.preview_import(operator=operator, actor=admin_user, filename="c.csv", data=data).pk
+    consent_import = consent_imports.import_upload(
+        operator=operator, actor=admin_user, filename="c.csv", data=data
+    )
+    consent_imports.import_validate(import_id=consent_import.pk)  # as the worker would
+    return consent_import.pk
 
 
 OBJECT_FACTORIES: dict[str, Callable] = {

@@ -10,9 +10,9 @@ from django.test import override_settings
 from django.urls import reverse
 
 from consent import services
-from consent.models import ConsentEvent, ConsentImport, ImportStatus
+from consent.models import ConsentEvent, ImportStatus
 from portal.keyrotation import reset_field_caches
-from tests.consent.helpers import published_version
+from tests.consent.helpers import published_version, web_confirm, web_upload
 from tests.consent.test_import import HEADER, _csv, _rows
 
 pytestmark = pytest.mark.django_db
@@ -47,38 +47,24 @@ def _rotate(keys, capsys) -> None:
     keys([NEW_KEY], NEW_INDEX_KEY)
 
 
-def _upload(client, operator, data: bytes, name: str = "consents.csv"):
-    upload = io.BytesIO(data)
-    upload.name = name
-    response = client.post(reverse("consent:import", args=[operator.slug]), {"file": upload}, follow=True)
-    assert response.status_code == 200
-    return ConsentImport.objects.latest("created_at"), response
-
-
-def _confirm(client, operator, imp) -> ConsentImport:
-    client.post(reverse("consent:import_confirm", args=[operator.slug, imp.pk]), follow=True)
-    imp.refresh_from_db()
-    return imp
-
-
 def test_a_reimport_after_rotate_keys_is_recognised_not_doubled(client_for, reporter, operator, keys, capsys):
     keys([OLD_KEY], OLD_INDEX_KEY)
     published_version(operator)
     c = client_for(reporter)
     rows = _rows(60)
-    imp, _ = _upload(c, operator, _csv(rows))
-    assert _confirm(c, operator, imp).imported_count == 60
+    imp, _ = web_upload(c, operator, _csv(rows))
+    assert web_confirm(c, operator, imp)[0].imported_count == 60
 
     _rotate(keys, capsys)
 
     # The very same file: recognised as a whole.
-    again, response = _upload(c, operator, _csv(rows), "consents-again.csv")
+    again, response = web_upload(c, operator, _csv(rows), "consents-again.csv")
     assert again.status == ImportStatus.DUPLICATE
     # The same rows in another file, with ten new ones: only the new ones are imported.
     more = rows[:30] + _rows(70)[60:] + rows[30:]
-    mixed, _ = _upload(c, operator, _csv(more), "consents-more.csv")
+    mixed, _ = web_upload(c, operator, _csv(more), "consents-more.csv")
     assert mixed.status == ImportStatus.PREVIEWED and mixed.skipped_count == 60
-    mixed = _confirm(c, operator, mixed)
+    mixed, _ = web_confirm(c, operator, mixed)
     assert (mixed.status, mixed.imported_count, mixed.skipped_count) == (ImportStatus.COMMITTED, 10, 60)
     assert ConsentEvent.objects.filter(operator=operator).count() == 70
     assert list(services.verify_ledger(operator=operator, deep=True)) == []
@@ -90,14 +76,14 @@ def test_an_import_staged_before_rotate_keys_still_opens_and_confirms(
     keys([OLD_KEY], OLD_INDEX_KEY)
     published_version(operator)
     c = client_for(reporter)
-    imp, _ = _upload(c, operator, _csv(_rows(25)))
+    imp, _ = web_upload(c, operator, _csv(_rows(25)))
     assert imp.status == ImportStatus.PREVIEWED
 
     _rotate(keys, capsys)
 
     page = c.get(reverse("consent:import_detail", args=[operator.slug, imp.pk]))
     assert page.status_code == 200 and "cu••••••00" in page.content.decode()  # the masked preview
-    imp = _confirm(c, operator, imp)
+    imp, _ = web_confirm(c, operator, imp)
     assert (imp.status, imp.imported_count) == (ImportStatus.COMMITTED, 25)
     assert services.has_current_consent(
         operator=operator, subject_identifier="cust-00000", purpose_code="marketing-email"
@@ -112,10 +98,10 @@ def test_a_file_separated_by_semicolons_or_tabs_is_read(
     published_version(operator)
     c = client_for(reporter)
     data = _csv(_rows(12)).decode().replace(",", separator).encode()
-    imp, response = _upload(c, operator, data, "excel-id.csv")
+    imp, response = web_upload(c, operator, data, "excel-id.csv")
     assert imp.status == ImportStatus.PREVIEWED and imp.row_count == 12, imp.errors
     assert "cu••••••00" in response.content.decode()
-    assert _confirm(c, operator, imp).imported_count == 12
+    assert web_confirm(c, operator, imp)[0].imported_count == 12
 
 
 def test_a_file_with_another_separator_is_refused_naming_it(client_for, reporter, operator):

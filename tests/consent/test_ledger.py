@@ -67,13 +67,14 @@ def test_the_admin_is_read_only_and_never_decrypts_identifiers(staff_client, sup
 
 def test_no_plaintext_identifier_is_stored_in_any_ledger_table(operator):
     give(operator, "customer-plain-4242")
-    imports.preview_import(
+    imp = imports.import_upload(
         operator=operator,
         actor=None,
         filename="x.csv",
         data=b"subject_id,purpose,state,event_time,method,policy_version\n"
         b"customer-plain-9999,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n",
     )
+    imports.import_validate(import_id=imp.pk)
     for table in ("consent_consentevent", "consent_ledgerhead", "consent_consentimport", "audit_auditevent"):
         dump = " ".join(_raw_rows(table))
         assert "customer-plain-4242" not in dump, table
