@@ -5,7 +5,7 @@ figures measured in the same run: the baseline — `COPY` of the same rows, in p
 into a bare table — and the crypto floor — the time one core needs for the cryptography
 of one event (one Fernet token, one HMAC, one SHA-256). Peak memory is the largest sum
 of the resident memory of the importing process and its worker processes, sampled
-every 50 ms. Also prints the p95 latency of a subject lookup and of the current-state query at
+every 100 ms. Also prints the p95 latency of a subject lookup and of the current-state query at
 that size. Uses its own database, `portal_bench_consent` (dropped and re-created).
 
     .venv/bin/python bench/bench_consent.py [--rows 1000000] [--pg postgres://postgres@127.0.0.1:5432]
@@ -177,7 +177,7 @@ def _run_sampling_memory(command: list[str], env: dict) -> float:
     peak = 0.0
     while process.poll() is None:
         peak = max(peak, _tree_rss_mb(process.pid))
-        time.sleep(0.05)
+        time.sleep(0.1)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, command)
     return peak

@@ -405,14 +405,36 @@ class _Chunks:
 
 
 def _keys_already_recorded(operator, chunks: _Chunks, open_stream: Callable[[], BinaryIO]) -> set[int]:
-    """First pass: return the import keys of the file's rows that the ledger already holds."""
+    """First pass: return the import keys of the file's rows that the ledger already holds.
+
+    On PostgreSQL the file's keys are copied into a temporary table and joined with
+    the ledger in one query: one look-up query per few hundred keys cost minutes for
+    a large file. Elsewhere the keys are looked up in batches.
+    """
     found: set[int] = set()
     with open_stream() as stream:
         read_header(stream)
-        for chunk in chunks.prepare(stream, KEYS):
-            found |= _existing_keys(operator, chunk.keys)
-            if chunk.unreadable:
-                break  # the main pass reports it, with its line number
+        if connection.vendor != "postgresql":
+            for chunk in chunks.prepare(stream, KEYS):
+                found |= _existing_keys(operator, chunk.keys)
+                if chunk.unreadable:
+                    break  # the main pass reports it, with its line number
+            return found
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE consent_import_keys (import_key uuid) ON COMMIT DROP")
+            with cursor.cursor.copy("COPY consent_import_keys FROM STDIN") as copy:
+                for chunk in chunks.prepare(stream, KEYS):
+                    copy.write("".join(f"{key:032x}\n" for key in chunk.keys).encode())
+                    if chunk.unreadable:
+                        break
+            cursor.execute("ANALYZE consent_import_keys")
+            cursor.execute(
+                "SELECT e.import_key FROM consent_consentevent e "
+                "JOIN consent_import_keys k ON k.import_key = e.import_key WHERE e.operator_id = %s",
+                [operator.pk],
+            )
+            found.update(key.int for (key,) in cursor.fetchall())
+            cursor.execute("DROP TABLE consent_import_keys")
     return found
 
 
