@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DB_NAME = "portal_bench_consent"
+# Its own database, dropped and re-created; BENCH_CONSENT_DB names another (engineers share a server).
+DB_NAME = os.environ.get("BENCH_CONSENT_DB", "portal_bench_consent")
 PURPOSES = ["marketing-email", "share-identity-health", "analytics"]
 TARGET_EVENTS_PER_S = 25_000
 TARGET_PEAK_MB = 300
