@@ -185,7 +185,9 @@ def _run_sampling_memory(command: list[str], env: dict) -> float:
 
 
 def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    # In UTC: once Django is set up, TZ in this process is the portal's zone.
+    env = {**os.environ, "TZ": "UTC"}
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False, env=env).stdout.strip()
 
 
 def _setup_django(env: dict) -> None:
