@@ -1,8 +1,11 @@
 """Benchmark: import 1,000,000 consent events from CSV into PostgreSQL.
 
-Prints events per second and peak memory of `manage.py import_consents` next to a
-baseline measured in the same run — `COPY` of the same rows, in plaintext, into a bare
-table — and the p95 latency of a subject lookup and of the current-state query at
+Prints events per second and peak memory of `manage.py import_consents` next to two
+figures measured in the same run: the baseline — `COPY` of the same rows, in plaintext,
+into a bare table — and the crypto floor — the time one core needs for the cryptography
+of one event (one Fernet token, one HMAC, one SHA-256). Peak memory is the largest sum
+of the resident memory of the importing process and its worker processes, sampled
+every 100 ms. Also prints the p95 latency of a subject lookup and of the current-state query at
 that size. Uses its own database, `portal_bench_consent` (dropped and re-created).
 
     .venv/bin/python bench/bench_consent.py [--rows 1000000] [--pg postgres://postgres@127.0.0.1:5432]
@@ -22,9 +25,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DB_NAME = "portal_bench_consent"
+# Its own database, dropped and re-created; BENCH_CONSENT_DB names another (engineers share a server).
+DB_NAME = os.environ.get("BENCH_CONSENT_DB", "portal_bench_consent")
 PURPOSES = ["marketing-email", "share-identity-health", "analytics"]
-TARGET_EVENTS_PER_S = 10_000
+TARGET_EVENTS_PER_S = 25_000
 TARGET_PEAK_MB = 300
 TARGET_P95_MS = 20
 
@@ -120,6 +124,72 @@ def _baseline_copy(pg: str, path: Path) -> float:
     return count / elapsed
 
 
+def _crypto_floor(samples: int = 20_000) -> float:
+    """Return the seconds one core spends on one event's cryptography (Fernet + HMAC + SHA-256)."""
+    import hashlib
+    import hmac
+
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet(Fernet.generate_key())
+    mac = hmac.new(b"bench-index-key", b"identifier:", hashlib.sha256)
+    prev = "0" * 64
+    best = float("inf")
+    for _ in range(3):  # the least disturbed of three runs: the machine is shared
+        started = time.process_time()
+        for i in range(samples):
+            subject = f"cust-{i:08d}".encode()
+            fernet.encrypt(subject)
+            m = mac.copy()
+            m.update(subject)
+            m.hexdigest()
+            canonical = f"{prev}canonical-text-of-an-event-of-about-this-length:{i}"
+            prev = hashlib.sha256(canonical.encode()).hexdigest()
+        best = min(best, (time.process_time() - started) / samples)
+    return best
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Return the resident memory of process `root` and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * resource.getpagesize()
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total / 1024 / 1024
+
+
+def _run_sampling_memory(command: list[str], env: dict) -> float:
+    """Run `command`; return the peak of the summed resident memory of it and its children (MB)."""
+    process = subprocess.Popen(command, env=env)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_mb(process.pid))
+        time.sleep(0.1)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command)
+    return peak
+
+
+def _uptime() -> str:
+    # In UTC: once Django is set up, TZ in this process is the portal's zone.
+    env = {**os.environ, "TZ": "UTC"}
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False, env=env).stdout.strip()
+
+
 def _setup_django(env: dict) -> None:
     os.environ.update(env)
     sys.path.insert(0, str(BASE_DIR))
@@ -139,7 +209,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--subjects", type=int, default=200_000)
     parser.add_argument("--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="import_consents --workers (0: one process)"
+    )
     args = parser.parse_args()
+    print(f"uptime at the start: {_uptime()}", flush=True)
 
     env = _environment(args.pg)
     _recreate_database(args.pg)
@@ -187,16 +261,17 @@ def main() -> int:
         size_mb = path.stat().st_size / 1e6
 
         baseline = _baseline_copy(args.pg, path)
+        floor = _crypto_floor()
 
         started = time.perf_counter()
-        subprocess.run(
-            [*manage, "import_consents", str(path), "--operator", "bench", "--no-progress"],
-            env=env,
-            check=True,
-        )
+        peak_mb = _run_sampling_memory(
+            [*manage, "import_consents", str(path), "--operator", "bench", "--no-progress",
+             "--workers", str(args.workers)],
+            env,
+        )  # fmt: skip
         elapsed = time.perf_counter() - started
+        uptime_after_import = _uptime()
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_mb = usage.ru_maxrss / 1024
         import_cpu = usage.ru_utime + usage.ru_stime - migrate_cpu
 
         # Importing the same file again must be recognised (and be quick).
@@ -244,11 +319,15 @@ def main() -> int:
         f"{verdict(rate >= TARGET_EVENTS_PER_S)}"
     )
     print(
-        f"import    client CPU time (user + system)  : {import_cpu:>10.1f} s = {imported / import_cpu:,.0f} "
-        "events per CPU-second of the importing process (the machine is shared; see load below)"
+        f"crypto floor (Fernet + HMAC + SHA-256)     : {floor * 1e6:>10.1f} us/event on one core = "
+        f"{1 / floor:,.0f} events/s per core; the import ran at {rate * floor:.2f}x one core's floor"
     )
     print(
-        f"import    peak memory (max RSS)            : {peak_mb:>10,.0f} MB  target < {TARGET_PEAK_MB}: "
+        f"import    client CPU time (user + system)  : {import_cpu:>10.1f} s = {imported / import_cpu:,.0f} "
+        f"events per CPU-second of the importer and its {args.workers} worker process(es)"
+    )
+    print(
+        f"import    peak memory (sum of RSS, tree)   : {peak_mb:>10,.0f} MB  target < {TARGET_PEAK_MB}: "
         f"{verdict(peak_mb < TARGET_PEAK_MB)}"
     )
     print(
@@ -262,6 +341,7 @@ def main() -> int:
         f"current state per purpose       p95        : {_p95(current):>10.2f} ms  target < {TARGET_P95_MS}: "
         f"{verdict(_p95(current) < TARGET_P95_MS)}"
     )
+    print(f"uptime right after the import             : {uptime_after_import}")
     print(
         f"load average (1, 5, 15 min) at the end     : {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
         f"on {os.cpu_count()} CPUs"

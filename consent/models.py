@@ -10,6 +10,7 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import markdown
 import nh3
@@ -561,7 +562,9 @@ def stop_processing_deadline(event_at):
 
 
 class ImportStatus(models.TextChoices):
+    VALIDATING = "validating", _("Checking the file")
     PREVIEWED = "previewed", _("Awaiting confirmation")
+    IMPORTING = "importing", _("Importing")
     COMMITTED = "committed", _("Imported")
     FAILED = "failed", _("Refused (errors)")
     DUPLICATE = "duplicate", _("Already imported")
@@ -581,6 +584,10 @@ class ConsentImport(models.Model):
     # Keyed hash of the file's bytes: the same file uploaded again is recognised.
     file_digest = models.CharField(max_length=64)
     status = models.CharField(_("status"), max_length=10, choices=ImportStatus.choices)
+    # Progress while a worker checks or imports the file: rows done of about `rows_expected`
+    # (the file's line count, known when it is staged).
+    rows_expected = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
     row_count = models.PositiveIntegerField(_("rows"), default=0)
     imported_count = models.PositiveIntegerField(_("events imported"), default=0)
     skipped_count = models.PositiveIntegerField(_("rows already recorded"), default=0)
@@ -605,6 +612,49 @@ class ConsentImport(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+    @property
+    def staging_path(self) -> Path:
+        """Where the uploaded file waits, Fernet-encrypted, until it is imported or refused."""
+        return staging_dir() / f"{self.pk}.fernet"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ImportStatus.VALIDATING, ImportStatus.IMPORTING)
+
+    @classmethod
+    def encrypted_files(cls) -> list[Path]:
+        """Return the staged files, for `rotate_keys` to re-encrypt under the first key."""
+        return sorted(staging_dir().glob("*.fernet"))
+
+
+def staging_dir() -> Path:
+    return Path(settings.PRIVATE_STORAGE_ROOT) / "consent-imports"
+
+
+class ImportSecret(models.Model):
+    """The operator's key for import keys and file digests, kept apart from BLIND_INDEX_KEY.
+
+    A row's import key is part of its event's hash, so it can never be recomputed;
+    were it keyed by BLIND_INDEX_KEY, every re-import after an index-key rotation
+    would double the ledger. This key is random per operator and never rotated;
+    it is stored Fernet-encrypted (re-encrypted by `rotate_keys` like every
+    encrypted column), so the database alone cannot test guesses of identifiers
+    against import keys. Migration 0006 seeds operators that imported before with
+    the blind-index key of that time, so their existing import keys keep matching.
+    """
+
+    operator = models.OneToOneField(
+        "accounts.Operator", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    secret = EncryptedCharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("consent import key")
+
+    def __str__(self) -> str:
+        return str(self.operator_id)
 
 
 # --- The clock a withdrawal starts ------------------------------------------------------

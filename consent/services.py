@@ -5,17 +5,12 @@ The chain itself (head lock, next event, checkpoints, verification) is in
 that still import them from this module.
 """
 
-import hashlib
-import hmac
-import io
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
@@ -35,9 +30,7 @@ from .models import (
     CANONICAL_FIELDS,
     ActorType,
     ConsentEvent,
-    ConsentImport,
     ConsentState,
-    ImportStatus,
     PolicyStatus,
     PolicyVersion,
     Purpose,
@@ -477,193 +470,3 @@ def export_rows(*, operator) -> Iterator[dict]:
 
 def audit_export(*, operator, actor, fmt: str, request: HttpRequest | None = None) -> None:
     record(action="consent.export", actor=actor, operator=operator, changes={"format": fmt}, request=request)
-
-
-def keyed_digest(purpose: str, data: bytes) -> str:
-    """Return a keyed HMAC-SHA256 (never a plain hash: files and rows hold identifiers)."""
-    key = settings.BLIND_INDEX_KEY.encode()
-    return hmac.new(key, purpose.encode() + b":" + data, hashlib.sha256).hexdigest()
-
-
-# --- Bulk import ---------------------------------------------------------------------
-
-# Web uploads are previewed in full before they are committed; larger files go
-# through `manage.py import_consents`.
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-
-def _staging_path(consent_import: ConsentImport) -> Path:
-    return Path(settings.PRIVATE_STORAGE_ROOT) / "consent-imports" / f"{consent_import.pk}.fernet"
-
-
-def _fernet():
-    return ConsentEvent._meta.get_field("subject_identifier").fernet
-
-
-def previous_import(*, operator, digest: str) -> ConsentImport | None:
-    return (
-        ConsentImport.objects.for_operator(operator)
-        .filter(file_digest=digest, status=ImportStatus.COMMITTED)
-        .first()
-    )
-
-
-def _import_from_bytes(*, operator, actor, data: bytes, write: bool):
-    from .importer import run_import, text_lines
-
-    return run_import(
-        operator=operator, actor=actor, open_lines=lambda: text_lines(io.BytesIO(data)), write=write
-    )
-
-
-def _file_lines(path: str) -> Iterator[str]:
-    from .importer import text_lines
-
-    with open(path, "rb") as fh:
-        yield from text_lines(fh)
-
-
-def preview_import(
-    *, operator, actor, filename: str, data: bytes, request: HttpRequest | None = None
-) -> ConsentImport:
-    """Validate an uploaded CSV without importing it; stage it (encrypted) when it is valid.
-
-    A file whose content was imported before is recognised and not staged again.
-    """
-    from .importer import ImportFileError, file_digest
-
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise ValidationError(_("The file is larger than 50 MB; use the import_consents command."))
-    digest = file_digest(data)
-    consent_import = ConsentImport(
-        operator=operator, filename=filename[:200], file_digest=digest, created_by=actor
-    )
-    earlier = previous_import(operator=operator, digest=digest)
-    if earlier is not None:
-        consent_import.status = ImportStatus.DUPLICATE
-        consent_import.row_count = earlier.row_count
-        consent_import.save()
-        return consent_import
-    try:
-        result = _import_from_bytes(operator=operator, actor=actor, data=data, write=False)
-    except ImportFileError as exc:
-        raise ValidationError(str(exc)) from exc
-    consent_import.row_count = result.rows
-    consent_import.skipped_count = result.skipped
-    consent_import.error_count = result.error_count
-    consent_import.errors = [{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors]
-    consent_import.status = ImportStatus.PREVIEWED if result.ok else ImportStatus.FAILED
-    consent_import.save()
-    if result.ok:
-        path = _staging_path(consent_import)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_fernet().encrypt(data))
-    record(
-        action="consent.import.preview",
-        actor=actor,
-        operator=operator,
-        target=consent_import,
-        changes={"rows": result.rows, "errors": result.error_count},
-        request=request,
-    )
-    return consent_import
-
-
-def preview_sample(consent_import: ConsentImport, *, limit: int = 10) -> list[dict]:
-    """Return the first rows of a staged file, with identifiers masked."""
-    import csv
-
-    path = _staging_path(consent_import)
-    if consent_import.status != ImportStatus.PREVIEWED or not path.exists():
-        return []
-    text = _fernet().decrypt(path.read_bytes()).decode("utf-8-sig")
-    rows = []
-    for raw in csv.DictReader(io.StringIO(text)):
-        raw = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        raw["subject_id"] = mask_identifier(raw.get("subject_id", ""))
-        rows.append(raw)
-        if len(rows) >= limit:
-            break
-    return rows
-
-
-def commit_import(
-    *, consent_import: ConsentImport, actor, request: HttpRequest | None = None
-) -> ConsentImport:
-    """Import a previewed file, all or nothing; a second confirmation changes nothing."""
-    with transaction.atomic():
-        locked = ConsentImport.objects.select_for_update().get(pk=consent_import.pk)
-        if locked.status != ImportStatus.PREVIEWED:
-            raise ValidationError(_("This import is not waiting for confirmation."))
-        path = _staging_path(locked)
-        data = _fernet().decrypt(path.read_bytes())
-        result = _import_from_bytes(operator=locked.operator, actor=actor, data=data, write=True)
-        locked.error_count = result.error_count
-        locked.errors = [{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors]
-        locked.skipped_count = result.skipped
-        if result.committed:
-            locked.status = ImportStatus.COMMITTED
-            locked.imported_count = result.imported
-            locked.committed_at = timezone.now()
-        else:
-            locked.status = ImportStatus.FAILED
-        locked.save()
-        record(
-            action="consent.import.commit",
-            actor=actor,
-            operator=locked.operator,
-            target=locked,
-            changes={
-                "rows": result.rows,
-                "imported": result.imported,
-                "skipped": result.skipped,
-                "errors": result.error_count,
-            },
-            request=request,
-        )
-        transaction.on_commit(lambda: path.unlink(missing_ok=True))
-    return locked
-
-
-def import_file(*, operator, actor, path: str, filename: str, progress=None):
-    """Import a CSV file from disk (the management command); return (ConsentImport, result)."""
-    from .importer import file_digest, run_import
-
-    digest = file_digest(path)
-    earlier = previous_import(operator=operator, digest=digest)
-    if earlier is not None:
-        return earlier, None
-    with transaction.atomic():
-        result = run_import(
-            operator=operator,
-            actor=actor,
-            open_lines=lambda: _file_lines(path),
-            write=True,
-            progress=progress,
-        )
-        consent_import = ConsentImport.objects.create(
-            operator=operator,
-            filename=filename[:200],
-            file_digest=digest,
-            created_by=actor,
-            status=ImportStatus.COMMITTED if result.committed else ImportStatus.FAILED,
-            row_count=result.rows,
-            imported_count=result.imported,
-            skipped_count=result.skipped,
-            error_count=result.error_count,
-            errors=[{"row": e.row, "column": e.column, "reason": e.reason} for e in result.errors],
-            committed_at=timezone.now() if result.committed else None,
-        )
-        record(
-            action="consent.import.commit",
-            actor=actor,
-            operator=operator,
-            target=consent_import,
-            changes={
-                "rows": result.rows,
-                "imported": result.imported,
-                "skipped": result.skipped,
-                "errors": result.error_count,
-            },
-        )
-    return consent_import, result

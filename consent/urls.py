@@ -15,6 +15,7 @@ urlpatterns = [
     path("import/", views.import_upload, name="import"),
     path("import/example.csv", views.import_template, name="import_template"),
     path("import/<uuid:import_id>/", views.import_detail, name="import_detail"),
+    path("import/<uuid:import_id>/status/", views.import_status, name="import_status"),
     path("import/<uuid:import_id>/confirm/", views.import_confirm, name="import_confirm"),
     path("policies/", views.policy_list, name="policy_list"),
     path("policies/new/", views.policy_create, name="policy_create"),

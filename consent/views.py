@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone, translation
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,7 +18,7 @@ from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.spreadsheets import csv_cell
 from portal.transparency import verification_keys
 
-from . import services, withdrawals
+from . import imports, services, withdrawals
 from .diff import side_by_side
 from .forms import (
     DiffForm,
@@ -334,11 +335,11 @@ def import_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         try:
-            consent_import = services.preview_import(
+            consent_import = imports.import_upload(
                 operator=request.operator,
                 actor=request.user,
                 filename=upload.name,
-                data=upload.read(services.MAX_UPLOAD_BYTES + 1),
+                data=upload.read(imports.MAX_UPLOAD_BYTES + 1),
                 request=request,
             )
         except ValidationError as exc:
@@ -347,9 +348,9 @@ def import_upload(request):
             return redirect(
                 "consent:import_detail", operator_slug=request.operator.slug, import_id=consent_import.pk
             )
-    imports = ConsentImport.objects.for_operator(request.operator)[:10]
+    recent = ConsentImport.objects.for_operator(request.operator)[:10]
     return render(
-        request, "consent/import.html", {"form": form, "imports": imports, "columns": _import_columns()}
+        request, "consent/import.html", {"form": form, "imports": recent, "columns": _import_columns()}
     )
 
 
@@ -361,15 +362,34 @@ def _import_columns():
 
 @operator_view(roles=WRITE_ROLES)
 def import_detail(request, import_id):
+    """Show an import: its progress while a worker checks or imports it, then its outcome."""
     consent_import = get_for_operator(ConsentImport, request.operator, pk=import_id)
     context = {
         "imp": consent_import,
-        "sample": services.preview_sample(consent_import),
-        "earlier": services.previous_import(operator=request.operator, digest=consent_import.file_digest)
+        "sample": imports.preview_sample(consent_import),
+        "earlier": imports.previous_import(operator=request.operator, digest=consent_import.file_digest)
         if consent_import.status == ImportStatus.DUPLICATE
         else None,
     }
-    return render(request, "consent/import_detail.html", context)
+    response = render(request, "consent/import_detail.html", context)
+    add_never_cache_headers(response)
+    return response
+
+
+@operator_view(roles=WRITE_ROLES)
+def import_status(request, import_id):
+    """Return an import's status and progress as JSON (polled by the progress page)."""
+    consent_import = get_for_operator(ConsentImport, request.operator, pk=import_id)
+    response = JsonResponse(
+        {
+            "status": consent_import.status,
+            "in_progress": consent_import.in_progress,
+            "rows_done": consent_import.rows_done,
+            "rows_expected": consent_import.rows_expected,
+        }
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 @operator_view(roles=WRITE_ROLES)
@@ -377,23 +397,9 @@ def import_detail(request, import_id):
 def import_confirm(request, import_id):
     consent_import = get_for_operator(ConsentImport, request.operator, pk=import_id)
     try:
-        consent_import = services.commit_import(
-            consent_import=consent_import, actor=request.user, request=request
-        )
-    except (ValidationError, FileNotFoundError) as exc:
-        messages.error(
-            request,
-            exc.messages[0]
-            if isinstance(exc, ValidationError)
-            else _("The uploaded file is no longer available; upload it again."),
-        )
-    else:
-        if consent_import.status == ImportStatus.COMMITTED:
-            messages.success(
-                request, _("%(count)s events were imported.") % {"count": consent_import.imported_count}
-            )
-        else:
-            messages.error(request, _("Nothing was imported: the file has errors."))
+        imports.import_confirm(consent_import=consent_import, actor=request.user, request=request)
+    except ValidationError as exc:
+        messages.error(request, exc.messages[0])
     return redirect("consent:import_detail", operator_slug=request.operator.slug, import_id=consent_import.pk)
 
 

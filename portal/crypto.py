@@ -10,7 +10,9 @@ import re
 import unicodedata
 from enum import StrEnum
 
+from cryptography.fernet import Fernet, MultiFernet
 from django.conf import settings
+from fernet_fields.hkdf import derive_fernet_key
 
 
 class Kind(StrEnum):
@@ -50,3 +52,13 @@ def blind_index(kind: Kind, value: str, *, key: str | None = None) -> str:
     secret = (key if key is not None else settings.BLIND_INDEX_KEY).encode()
     message = f"{kind.value}:{normalise(kind, value)}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def file_fernet() -> MultiFernet:
+    """Return the cipher for encrypted files: the first of FERNET_KEYS encrypts, every key decrypts.
+
+    Keys are derived as fernet_fields derives them for encrypted columns, so a file and
+    a column under the same FERNET_KEYS use the same key. Read the settings on each
+    call: a file staged before a key rotation still opens while its key is listed.
+    """
+    return MultiFernet([Fernet(derive_fernet_key(key)) for key in settings.FERNET_KEYS])

@@ -11,18 +11,23 @@ tables (PostgreSQL trigger `<table>_append_only`) are rewritten with the trigger
 disabled inside the batch's transaction only: key rotation is the one sanctioned
 rewrite of their ciphertext, and hash chains cover plaintext-derived content, not
 ciphertext.
+
+Encrypted files are declared by their model with a classmethod `encrypted_files()`
+returning their paths; `rotate_files` re-encrypts each under the first key.
 """
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from cryptography.fernet import InvalidToken
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, models, transaction
 from fernet_fields import EncryptedField
 
-from portal.crypto import blind_index
+from portal.crypto import blind_index, file_fernet
 
 
 @dataclass(frozen=True)
@@ -139,3 +144,31 @@ def rotate(
                 progress(target, len(batch))
         checkpoint.mark_finished()
         yield target, done
+
+
+def rotate_files() -> tuple[int, int]:
+    """Re-encrypt every declared encrypted file under the first key; return (rotated, unreadable).
+
+    Each file is replaced atomically (write beside it, then rename), so a reader sees
+    the old or the new token, both readable while the old key is still listed. A file
+    already under the first key is rewritten again: harmless, and it keeps a rerun simple.
+    A file no listed key opens is left as it is and counted: it was lost before this run.
+    """
+    cipher = file_fernet()
+    done = unreadable = 0
+    for model in apps.get_models():
+        for path in getattr(model, "encrypted_files", list)():
+            try:
+                token = path.read_bytes()
+            except FileNotFoundError:
+                continue  # imported or refused meanwhile
+            try:
+                rotated = cipher.rotate(token)
+            except InvalidToken:
+                unreadable += 1
+                continue
+            fresh = path.with_name(path.name + ".rotating")
+            fresh.write_bytes(rotated)
+            os.replace(fresh, path)
+            done += 1
+    return done, unreadable

@@ -131,16 +131,18 @@ def consent_processing_stop(operator, admin_user) -> int:
 
 def consent_import(operator, admin_user):
     """Create a previewed consent import of `operator`; return its id."""
-    from consent import services as consent_services
+    from consent import imports as consent_imports
 
     consent_version(operator, admin_user)
     data = (
         b"subject_id,purpose,state,event_time,method,policy_version\n"
         b"customer-1,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n"
     )
-    return consent_services.preview_import(
+    consent_import = consent_imports.import_upload(
         operator=operator, actor=admin_user, filename="c.csv", data=data
-    ).pk
+    )
+    consent_imports.import_validate(import_id=consent_import.pk)  # as the worker would
+    return consent_import.pk
 
 
 OBJECT_FACTORIES: dict[str, Callable] = {

@@ -59,3 +59,37 @@ def give(operator, subject, code=PURPOSES[0], *, state="given", version=None, ac
         method=CollectionMethod.WEB_FORM,
         **kwargs,
     )[0]
+
+
+def web_upload(client, operator, data: bytes, name: str = "consents.csv"):
+    """Upload a file through the import page as a person would; return (latest import, final page).
+
+    The worker's check runs in-process when the upload's transaction commits.
+    """
+    import io
+
+    from django.test import TestCase
+    from django.urls import reverse
+
+    from consent.models import ConsentImport
+
+    upload = io.BytesIO(data)
+    upload.name = name
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(reverse("consent:import", args=[operator.slug]), {"file": upload})
+    if response.status_code == 302:
+        response = client.get(response["Location"])
+    latest = ConsentImport.objects.filter(operator=operator).order_by("-created_at").first()
+    return latest, response
+
+
+def web_confirm(client, operator, consent_import):
+    """Confirm an import through its page; return it, reloaded, and the page shown afterwards."""
+    from django.test import TestCase
+    from django.urls import reverse
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        response = client.post(reverse("consent:import_confirm", args=[operator.slug, consent_import.pk]))
+    page = client.get(response["Location"])
+    consent_import.refresh_from_db()
+    return consent_import, page

@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from consent import services
+from consent import imports, services
 from consent.models import ConsentEvent, ImmutableError, LedgerHead
 from portal.audit.models import AuditEvent
 from tests.consent.helpers import PURPOSES, give, published_version
@@ -67,13 +67,14 @@ def test_the_admin_is_read_only_and_never_decrypts_identifiers(staff_client, sup
 
 def test_no_plaintext_identifier_is_stored_in_any_ledger_table(operator):
     give(operator, "customer-plain-4242")
-    services.preview_import(
+    imp = imports.import_upload(
         operator=operator,
         actor=None,
         filename="x.csv",
         data=b"subject_id,purpose,state,event_time,method,policy_version\n"
         b"customer-plain-9999,marketing-email,given,2026-01-02T10:00:00+07:00,web_form,1\n",
     )
+    imports.import_validate(import_id=imp.pk)
     for table in ("consent_consentevent", "consent_ledgerhead", "consent_consentimport", "audit_auditevent"):
         dump = " ".join(_raw_rows(table))
         assert "customer-plain-4242" not in dump, table
@@ -241,26 +242,26 @@ def test_concurrent_writers_form_one_valid_chain(operator):
 
 
 def test_the_blind_index_shortcut_of_the_importer_matches_portal_crypto(operator):
-    from consent.importer import _Validator
+    from consent.importer import _Validator, row_context
     from portal.crypto import Kind, blind_index
 
-    validator = _Validator(operator, ["subject_id"])
+    validator = _Validator(row_context(operator, header=["subject_id"], delimiter=","))
     for value in ("customer-1", " Ｃｕｓｔｏｍｅｒ-2 ", "ID 0042"):
         assert validator.subject_index(value) == blind_index(Kind.IDENTIFIER, value.strip())
 
 
 def test_the_importers_evidence_json_is_the_canonical_json(operator):
-    from consent.importer import _Row, _Validator
+    from consent.import_rows import Row
+    from consent.importer import _Validator, row_context
     from consent.models import canonical_json
 
     version = published_version(operator)
-    validator = _Validator(
-        operator, ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"]
-    )
+    header = ["subject_id", "purpose", "state", "event_time", "method", "policy_version", "evidence"]
+    validator = _Validator(row_context(operator, header=header, delimiter=","))
     for evidence in ('ui "text" \\ 7', "tab\tline\u2028é", "\x01"):
         row = validator.validate(
             2,
             ["c-1", PURPOSES[0], "given", "2026-01-01T00:00:00+00:00", "api", str(version.number), evidence],
         )
-        assert isinstance(row, _Row)
+        assert isinstance(row, Row)
         assert row.evidence_json == canonical_json({"reference": evidence})

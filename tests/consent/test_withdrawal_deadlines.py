@@ -218,9 +218,12 @@ def test_an_imported_withdrawal_gets_its_clock_from_the_beat_unless_it_already_r
     upload.name = "consents.csv"
     with time_machine.travel(T0 + HOUR, tick=False) as clock:
         client = client_for(reporter)
-        client.post(reverse("consent:import", args=[operator.slug]), {"file": upload})
+        # The import is checked and committed by worker tasks once each request commits.
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(reverse("consent:import", args=[operator.slug]), {"file": upload})
         imported = ConsentImport.objects.get()
-        client.post(reverse("consent:import_confirm", args=[operator.slug, imported.pk]))
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(reverse("consent:import_confirm", args=[operator.slug, imported.pk]))
         assert ConsentEvent.objects.count() == 3
         clock.move_to(T0 + 2 * HOUR)
         assert _beat(django_capture_on_commit_callbacks) == {"reminders": 0, "overdue": 0}

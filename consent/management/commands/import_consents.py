@@ -3,8 +3,11 @@ import os
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from consent import services
+from consent import imports
 from portal.accounts.models import Operator, User
+
+# Below this size starting worker processes costs more than it saves.
+PARALLEL_FROM_BYTES = 8 * 1024 * 1024
 
 
 def _count_rows(path: str) -> int:
@@ -28,8 +31,15 @@ class Command(BaseCommand):
         parser.add_argument("--operator", required=True, help="The operator's short name (slug).")
         parser.add_argument("--actor", help="E-mail of the user recorded as importing (optional).")
         parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes that encrypt and index rows on PostgreSQL (default: one per CPU for files "
+            "over 8 MB, none for smaller ones; 0: none).",
+        )
 
-    def handle(self, *args, file, operator, actor=None, no_progress=False, **options):
+    def handle(self, *args, file, operator, actor=None, no_progress=False, workers=None, **options):
         org = Operator.objects.filter(slug=operator).first()
         if org is None:
             raise CommandError(f"No operator with short name {operator!r}.")
@@ -40,6 +50,8 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {actor!r}.")
         if not os.path.isfile(file):
             raise CommandError(f"No such file: {file}")
+        if workers is None:
+            workers = (os.cpu_count() or 1) if os.path.getsize(file) > PARALLEL_FROM_BYTES else 0
         bar = tqdm(
             total=None if no_progress else _count_rows(file),
             unit="rows",
@@ -48,8 +60,13 @@ class Command(BaseCommand):
             mininterval=0.5,
         )
         try:
-            consent_import, result = services.import_file(
-                operator=org, actor=user, path=file, filename=os.path.basename(file), progress=bar.update
+            consent_import, result = imports.import_file(
+                operator=org,
+                actor=user,
+                path=file,
+                filename=os.path.basename(file),
+                progress=bar.update,
+                workers=max(workers, 0),
             )
         except ValueError as exc:  # ImportFileError and friends: the file as a whole is unreadable
             raise CommandError(str(exc)) from exc

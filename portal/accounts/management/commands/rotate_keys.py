@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from portal.audit.services import record
-from portal.keyrotation import rotate, targets
+from portal.keyrotation import rotate, rotate_files, targets
 
 
 class Command(BaseCommand):
@@ -22,8 +22,17 @@ class Command(BaseCommand):
         for target, done in rotate(batch_size=batch_size, progress=lambda _t, n: bar.update(n)):
             counts[target.label] = done
         bar.close()
+        files, unreadable = rotate_files()
         rewritten = sum(counts.values())
-        record(action="keys.rotate", changes={"rows": rewritten, "models": counts})
+        record(
+            action="keys.rotate",
+            changes={"rows": rewritten, "models": counts, "files": files, "files_unreadable": unreadable},
+        )
         for label, done in counts.items():
             self.stdout.write(f"  {label}: {done} rows")
+        self.stdout.write(f"  encrypted files: {files}")
+        if unreadable:
+            self.stdout.write(
+                self.style.WARNING(f"  {unreadable} encrypted file(s) no listed key opens, left as they are.")
+            )
         self.stdout.write(self.style.SUCCESS(f"Rotated {rewritten} rows in {len(counts)} models."))
