@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from portal.alerts.outbox import EMAIL_QUEUE, publish
 from portal.audit.services import record
 from portal.audit.updates import update_and_audit
 
@@ -202,13 +203,13 @@ def password_reset_request(*, email: str, language: str) -> PasswordResetRequest
     return reset_request
 
 
+RESET_SEND_TASK = "portal.accounts.tasks.send_password_reset_task"
+
+
 def enqueue_password_reset(*, request_id: int) -> int:
     """Publish the task that answers one reset request; return 1 if it was published."""
-    from portal.alerts.outbox import publish
-
-    from .tasks import send_password_reset_task
-
-    return publish(send_password_reset_task, [request_id], what="password reset")
+    # Published by name on the e-mail queue: services never import tasks (tasks are the top layer).
+    return publish(RESET_SEND_TASK, [request_id], queue=EMAIL_QUEUE, what="password reset")
 
 
 def password_reset_send(*, request_id: int) -> int:

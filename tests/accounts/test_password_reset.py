@@ -18,7 +18,9 @@ def published(monkeypatch) -> list[tuple]:
     """Record what the reset page publishes to the broker (the boundary), instead of publishing."""
     jobs: list[tuple] = []
     monkeypatch.setattr(
-        tasks.send_password_reset_task, "apply_async", lambda args, **kwargs: jobs.append(tuple(args))
+        tasks.send_password_reset_task,
+        "apply_async",
+        lambda args=(), kwargs=None, **options: jobs.append(tuple(args)),
     )
     return jobs
 
