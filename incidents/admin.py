@@ -711,3 +711,6 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
             request=request,
             changes={f: str(form.cleaned_data.get(f)) for f in form.changed_data},
         )
+
+
+from . import admin_observables  # noqa: E402, F401  (registers the observables admin)
