@@ -25,6 +25,7 @@ from portal.audit.services import record as audit_record
 from portal.spreadsheets import csv_cell
 
 from . import services
+from .dashboard import operator_trends
 from .forms import (
     CommentForm,
     ConfirmNoticeForm,
@@ -474,6 +475,7 @@ def dashboard_panel(request):
         .order_by("due_at")
         .first(),
         "now": now,
+        "trends": operator_trends(operator=request.operator, now=now),
     }
     return "incidents/dashboard_panel.html", panel
 
