@@ -713,4 +713,6 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
         )
 
 
-from . import admin_observables  # noqa: E402, F401  (registers the observables admin)
+from . import admin_observables, admin_stix  # noqa: E402, F401  (registers the observables admin)
+
+admin_stix.register()
