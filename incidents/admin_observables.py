@@ -3,9 +3,11 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -15,6 +17,16 @@ from portal.audit.services import record
 from . import services
 from .models import Incident, Observable
 from .observables import guess_kind, normalise
+
+
+class CappedCountPaginator(Paginator):
+    """Count at most CAP rows: a page of millions of indicators needs no exact total."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP].count()
 
 
 class SharedFilter(admin.SimpleListFilter):
@@ -70,6 +82,7 @@ class ObservableAdmin(admin.ModelAdmin):
     search_help_text = _("An exact indicator; it is normalised as when it was added.")
     raw_id_fields = ["incident"]
     show_full_result_count = False
+    paginator = CappedCountPaginator
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self, request):

@@ -671,6 +671,8 @@ class Observable(models.Model):
             # Correlation: "which incidents share this (kind, value)?", newest first, and the
             # 30-day "seen at two or more operators" list.
             models.Index(fields=["kind", "value", "created_at"], name="observable_correlation"),
+            # The admin list, newest first, read a page at a time.
+            models.Index(fields=["-created_at", "-id"], name="observable_recent"),
         ]
 
     def __str__(self) -> str:

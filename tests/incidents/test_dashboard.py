@@ -109,3 +109,17 @@ def test_the_organisation_dashboard_shows_its_own_trends_only(client_for, report
     # Two of its own incidents this month; the other organisation's third is not counted.
     assert f'<th scope="row">{month}</th><td>2</td>' in trends
     assert "<svg" in trends and "Your deadline record" in trends
+
+
+def test_time_to_triage_is_the_first_bssn_step_after_submission(analyst_client, analyst, operator, reporter):
+    from incidents.models import StatusChange
+
+    for hours in (2, 4, 6):
+        incident = file_incident(operator, reporter)
+        StatusChange.objects.create(
+            incident=incident, from_status="submitted", to_status="triage", actor=analyst, by_bssn=True,
+            created_at=incident.submitted_at + timedelta(hours=hours),
+        )  # fmt: skip
+    rows = list(csv.reader(io.StringIO(analyst_client.get(URL, {"download": "durations"}).content.decode())))
+    assert rows[0][:3] == ["Month", "Triage p50 (h)", "Triage p90 (h)"]
+    assert [float(v) for v in rows[1][1:3]] == [4.0, 5.6]
