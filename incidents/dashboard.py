@@ -564,8 +564,9 @@ def dashboard_view(request):
     if request.GET and not form.is_valid():
         context = {**admin.site.each_context(request), "title": _("Dashboard"), "form": form, "panels": []}
         return TemplateResponse(request, "admin/incidents/dashboard.html", context, status=400)
-    if not request.GET:
-        form = DashboardFilterForm({})
+    if not request.GET:  # the default period, shown in the filter so it can be changed
+        today = timezone.localdate()
+        form = DashboardFilterForm({"since": today - timedelta(weeks=DEFAULT_WEEKS), "until": today})
         form.is_valid()
     filters = Filters.from_form(form)
     download = request.GET.get("download")
