@@ -713,6 +713,7 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
         )
 
 
-from . import admin_observables, admin_stix  # noqa: E402, F401  (registers the observables admin)
+from . import admin_observables, admin_stix, dashboard  # noqa: E402, F401  (registers the observables admin)
 
 admin_stix.register()
+dashboard.register(admin.site)

@@ -157,6 +157,8 @@ class ObservableAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            if not form.changed_data:
+                return
             record(
                 action="observable.change",
                 actor=request.user,

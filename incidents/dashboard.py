@@ -20,6 +20,7 @@ from django.db.models import Count, F, Min, Q
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
@@ -629,3 +630,13 @@ def operator_trends(*, operator, months: int = 6, now=None) -> dict:
         waived=Count("pk", filter=Q(waived_at__isnull=False)),
     )
     return {"per_month": per_month, "record": record}
+
+
+def register(site) -> None:
+    """Serve the dashboard at <admin>/dashboard/ as `admin:dashboard`, behind the site's staff check."""
+    site_urls = site.get_urls
+
+    def get_urls():
+        return [path("dashboard/", site.admin_view(dashboard_view), name="dashboard"), *site_urls()]
+
+    site.get_urls = get_urls

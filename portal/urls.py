@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from incidents.dashboard import dashboard_view
 from portal import views
 
 admin.site.site_header = "BSSN — Portal Insiden"
@@ -11,7 +10,6 @@ admin.site.site_title = "BSSN"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/setlang/", set_language, name="set_language"),
-    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="bssn_dashboard"),
     path("admin/", admin.site.urls),
     path("", include("portal.accounts.urls")),
     path("o/<slug:operator_slug>/incidents/", include("incidents.urls")),

@@ -15,7 +15,7 @@ from tests.incidents.helpers import file_incident
 
 pytestmark = pytest.mark.django_db
 
-URL = reverse("bssn_dashboard")
+URL = reverse("admin:dashboard")
 
 
 @pytest.fixture

@@ -223,3 +223,25 @@ def test_an_analyst_adds_an_indicator_in_the_admin_normalised_and_audited(analys
     )
     assert bad.status_code == 200 and "is not an IPv4 address" in bad.content.decode()
     assert Observable.objects.count() == 1
+
+
+def test_the_change_page_posted_back_unchanged_keeps_the_indicator(analyst_client, reporter, operator):
+    incident = file_incident(operator, reporter)
+    (observable,) = _attach(incident, reporter, [("domain", "phish.example")], "amber")
+    url = reverse("admin:incidents_observable_change", args=[observable.pk])
+    assert analyst_client.get(url).status_code == 200
+    response = analyst_client.post(url, {"tlp": "amber", "note": ""})
+    assert response.status_code == 302
+    observable.refresh_from_db()
+    assert (observable.kind, observable.value, observable.tlp) == ("domain", "phish.example", "amber")
+    # Tightening the TLP is audited.
+    analyst_client.post(url, {"tlp": "red", "note": ""})
+    observable.refresh_from_db()
+    assert observable.tlp == "red"
+    assert AuditEvent.objects.filter(action="observable.change").count() == 1  # the unchanged post is not
+    # The same indicator added again to the same incident is a form error, not a second row.
+    again = analyst_client.post(
+        reverse("admin:incidents_observable_add"),
+        {"incident": incident.pk, "kind": "", "value": "PHISH.example", "tlp": "amber", "note": ""},
+    )
+    assert again.status_code == 200 and Observable.objects.count() == 1
