@@ -84,13 +84,18 @@ def _reported() -> QuerySet:
     return Observable.objects.exclude(incident__status=Status.DRAFT)
 
 
-def incidents_sharing(*, observable: Observable) -> QuerySet:
-    """Return the other reported incidents (any operator) that carry the same indicator: BSSN's view."""
-    ids = (
+def incidents_sharing(*, observable: Observable, limit: int = 200) -> QuerySet:
+    """Return the other reported incidents (any operator) that carry the same indicator: BSSN's view.
+
+    The ids are read first, from the (kind, value) index: as a subquery, the planner may
+    walk every incident newest first looking for the few that match.
+    """
+    ids = list(
         _reported()
         .filter(kind=observable.kind, value=observable.value)
         .exclude(incident_id=observable.incident_id)
-        .values("incident_id")
+        .order_by("-created_at")
+        .values_list("incident_id", flat=True)[:limit]
     )
     return Incident.objects.filter(pk__in=ids).select_related("operator").order_by("-created_at")
 
