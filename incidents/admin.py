@@ -898,3 +898,9 @@ class DeadlineRuleAdmin(admin.ModelAdmin):
             request=request,
             changes={f: str(form.cleaned_data.get(f)) for f in form.changed_data},
         )
+
+
+from . import admin_observables, admin_stix, dashboard  # noqa: E402, F401  (registers the observables admin)
+
+admin_stix.register()
+dashboard.register(admin.site)

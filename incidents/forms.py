@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from . import services
 from .evidence import allowed_extensions
 from .models import (
+    TLP,
     CommentKind,
     Incident,
     PersonalDataCategory,
@@ -14,6 +15,7 @@ from .models import (
     SpecificDataCategory,
     Status,
 )
+from .observables import ObservableKind, parse_lines
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -258,4 +260,44 @@ class IncidentAssessmentForm(forms.ModelForm):
                     _("An incident cannot go from “%(from)s” to “%(to)s”.")
                     % {"from": incident.get_status_display(), "to": Status.DUPLICATE.label},
                 )
+
+
+MAX_OBSERVABLE_LINES = 500
+
+
+class ObservableForm(forms.Form):
+    """Bulk paste of indicators, one a line; a line in error stops the whole paste."""
+
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        required=False,
+        choices=[("", _("Detect from each line")), *ObservableKind.choices],
+    )
+    values = forms.CharField(
+        label=_("Indicators"),
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false"}),
+        max_length=MAX_OBSERVABLE_LINES * 300,
+        help_text=_(
+            "One a line: IP addresses, domains, URLs, e-mail addresses, MD5/SHA-1/SHA-256 hashes. "
+            "Up to 500 lines."
+        ),
+    )
+    tlp = forms.ChoiceField(label=_("TLP"), choices=TLP.choices, initial=TLP.AMBER)
+    note = forms.CharField(label=_("Note"), max_length=300, required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        text = cleaned.get("values")
+        if text is None:
+            return cleaned
+        if len(text.splitlines()) > MAX_OBSERVABLE_LINES:
+            raise ValidationError(
+                _("Paste at most %(count)d lines at once.") % {"count": MAX_OBSERVABLE_LINES}
+            )
+        entries, errors = parse_lines(text, kind=cleaned.get("kind") or "")
+        if errors:
+            self.add_error("values", errors)
+        elif not entries:
+            self.add_error("values", _("Paste at least one indicator."))
+        cleaned["entries"] = entries
         return cleaned

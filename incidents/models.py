@@ -18,6 +18,9 @@ from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from .observables import MAX_VALUE_LENGTH as MAX_OBSERVABLE_LENGTH
+from .observables import ObservableKind
+
 
 class Category(models.TextChoices):
     DEFACEMENT = "defacement", _("Defacement")
@@ -670,3 +673,65 @@ class Obligation(models.Model):
         if self.met_at:
             return "met_on_time" if self.met_at <= self.due_at else "met_late"
         return "overdue" if self.due_at <= now else "pending"
+
+
+class ObservableQuerySet(models.QuerySet):
+    def for_operator(self, operator) -> "ObservableQuerySet":
+        return self.filter(operator=operator)
+
+    def shareable(self) -> "ObservableQuerySet":
+        """Return observables whose own TLP lets their existence be told to other organisations."""
+        return self.filter(tlp__in=[TLP.CLEAR, TLP.GREEN])
+
+
+class Observable(models.Model):
+    """An indicator of compromise attached to an incident, normalised so that reports correlate."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="observables", verbose_name=_("incident")
+    )
+    # Copied from the incident: correlation counts operators without joining the incident table.
+    operator = models.ForeignKey(
+        "accounts.Operator",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("operator"),
+        editable=False,
+    )
+    kind = models.CharField(_("kind"), max_length=8, choices=ObservableKind.choices)
+    value = models.CharField(_("value"), max_length=MAX_OBSERVABLE_LENGTH)
+    tlp = models.CharField(_("TLP"), max_length=12, choices=TLP.choices, default=TLP.AMBER)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("added by"),
+    )
+    added_by_bssn = models.BooleanField(_("added by BSSN"), default=False, editable=False)
+    created_at = models.DateTimeField(_("added at"), default=timezone.now, editable=False)
+
+    objects = ObservableQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("observable")
+        verbose_name_plural = _("observables")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "kind", "value"], name="observable_unique_per_incident"
+            ),
+        ]
+        indexes = [
+            # Correlation: "which incidents share this (kind, value)?", newest first, and the
+            # 30-day "seen at two or more operators" list.
+            models.Index(fields=["kind", "value", "created_at"], name="observable_correlation"),
+            # The admin list, newest first, read a page at a time.
+            models.Index(fields=["-created_at", "-id"], name="observable_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"

@@ -16,6 +16,7 @@ urlpatterns = [
     path("<slug:reference>/reports/<int:number>/", views.report_detail, name="report_detail"),
     path("<slug:reference>/messages/", views.comment_create, name="comment"),
     path("<slug:reference>/evidence/", views.evidence_upload, name="evidence_upload"),
+    path("<slug:reference>/observables/", views.observable_add, name="observable_add"),
     path("<slug:reference>/evidence/<int:evidence_id>/", views.evidence_download, name="evidence_download"),
     path(
         "<slug:reference>/deadlines/<int:obligation_id>/confirm/",

@@ -25,7 +25,16 @@ from portal.audit.services import record as audit_record
 from portal.spreadsheets import csv_cell
 
 from . import services
-from .forms import CommentForm, ConfirmNoticeForm, EvidenceForm, IncidentFilterForm, IncidentForm, ReportForm
+from .dashboard import operator_trends
+from .forms import (
+    CommentForm,
+    ConfirmNoticeForm,
+    EvidenceForm,
+    IncidentFilterForm,
+    IncidentForm,
+    ObservableForm,
+    ReportForm,
+)
 from .models import Comment, Evidence, Incident, IncidentReport, MetBy, Obligation, ReportKind
 
 PAGE_SIZE = 25
@@ -209,6 +218,9 @@ def _detail_context(request, incident: Incident) -> dict:
         "evidence_form": EvidenceForm(),
         "confirm_form": ConfirmNoticeForm(),
         "met_by_confirmation": MetBy.OPERATOR_CONFIRMATION,
+        "observables": incident.observables.all(),
+        "reported_elsewhere": services.reported_elsewhere(incident=incident),
+        "observable_form": ObservableForm(initial={"tlp": incident.tlp}),
     }
 
 
@@ -467,5 +479,32 @@ def dashboard_panel(request):
         .order_by("due_at")
         .first(),
         "now": now,
+        "trends": operator_trends(operator=request.operator, now=now),
     }
     return "incidents/dashboard_panel.html", panel
+
+
+@operator_view(roles=WRITE_ROLES)
+@_in_operator_timezone
+@require_POST
+def observable_add(request, reference: str):
+    """Attach pasted indicators; with a line in error, show the page again with the paste, saving nothing."""
+    incident = _get_incident(request, reference)
+    form = ObservableForm(request.POST)
+    if form.is_valid():
+        try:
+            added = services.attach_observables(
+                incident=incident,
+                actor=request.user,
+                entries=form.cleaned_data["entries"],
+                tlp=form.cleaned_data["tlp"],
+                note=form.cleaned_data["note"],
+                request=request,
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            _refuse(request, exc)
+        else:
+            messages.success(request, _("%(count)d indicator(s) added.") % {"count": len(added)})
+        return redirect(incident.get_absolute_url() + "#observables")
+    context = _detail_context(request, incident) | {"observable_form": form}
+    return render(request, "incidents/detail.html", context, status=400)

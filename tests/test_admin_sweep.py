@@ -71,6 +71,9 @@ def world(db, analyst, supervisor, settings, tmp_path):
     incident_services.add_evidence(incident=incident, actor=reporter, upload=pdf_upload("logs.pdf"))
     incident_services.add_bssn_comment(incident=incident, actor=analyst, kind=CommentKind.NOTE, body="Note")
     incident_services.add_operator_comment(incident=incident, actor=reporter, body="Any news?")
+    incident_services.attach_observables(
+        incident=incident, actor=reporter, entries=[("domain", "phish.example")], tlp="amber"
+    )
     Delivery.objects.filter(pk=Delivery.objects.order_by("pk").values("pk")[:1]).update(
         status=DeliveryStatus.DEAD, last_error="timeout"
     )

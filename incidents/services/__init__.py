@@ -50,6 +50,7 @@ from .lifecycle import (
     staff_users_for_assignment,
     update_assessment,
 )
+from .observables import attach_observables, incidents_sharing, reported_elsewhere, shared_across_operators
 from .reminders import send_due_reminders, send_overdue_notice, send_reminder
 
 __all__ = [
@@ -99,3 +100,4 @@ __all__ = [
     "validate_content",
     "waive_obligation",
 ]
+__all__ += ["attach_observables", "incidents_sharing", "reported_elsewhere", "shared_across_operators"]

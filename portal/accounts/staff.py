@@ -24,6 +24,9 @@ ANALYST_PERMISSIONS: set[str] = {
     "incidents.view_evidence",
     "incidents.view_obligation",
     "incidents.view_deadlinerule",
+    "incidents.view_observable",
+    "incidents.add_observable",
+    "incidents.change_observable",
     # alerts (analyst)
     "alerts.view_authority",
     "alerts.view_channel",
