@@ -7,11 +7,13 @@ from incidents import services
 from incidents.models import (
     Comment,
     Evidence,
+    Impact,
     Incident,
     IncidentReport,
     Obligation,
     PersonalDataCategory,
     ReportKind,
+    Severity,
     SpecificDataCategory,
     Status,
     StatusChange,
@@ -55,6 +57,14 @@ class IncidentSerializer(serializers.ModelSerializer):
     personal_data_categories = serializers.ListField(child=serializers.CharField())
     specific_data_categories = serializers.ListField(child=serializers.CharField())
     status = serializers.ChoiceField(choices=Status.choices)
+    # A draft may leave these empty: the schema must say "" is a possible value.
+    severity = serializers.ChoiceField(choices=Severity.choices, allow_blank=True)
+    bssn_severity = serializers.ChoiceField(choices=Severity.choices, allow_blank=True)
+    impact_confidentiality = serializers.ChoiceField(choices=Impact.choices, allow_blank=True)
+    impact_integrity = serializers.ChoiceField(choices=Impact.choices, allow_blank=True)
+    impact_availability = serializers.ChoiceField(choices=Impact.choices, allow_blank=True)
+    reporter_email = serializers.CharField()
+    technical_contact_email = serializers.CharField()
 
     class Meta:
         model = Incident
@@ -149,3 +159,13 @@ class DeadlineSerializer(serializers.ModelSerializer):
 
     def get_state(self, obligation: Obligation) -> str:
         return obligation.state()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, with `errors` (field → messages) on validation errors."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)

@@ -9,7 +9,6 @@ import hashlib
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -28,8 +27,12 @@ from .idempotency import idempotent
 from .models import Scope
 from .problems import PreconditionFailed
 
-PROBLEM = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Problem details (RFC 9457).")
-ERRORS = {400: PROBLEM, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 412: PROBLEM, 422: PROBLEM}
+ERRORS = {
+    (code, "application/problem+json"): OpenApiResponse(
+        s.ProblemSerializer, description="Problem details (RFC 9457)."
+    )
+    for code in (400, 401, 403, 404, 409, 412, 422, 429)
+}
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
     str,
