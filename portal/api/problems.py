@@ -52,13 +52,20 @@ def problem(
     return Response(body, status=status_code, headers=headers, content_type=PROBLEM_CONTENT_TYPE)
 
 
-def _as_lists(detail) -> dict:
+def _as_lists(detail, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten DRF's nested error detail to {"field": [...], "events.3.state": [...]}."""
     if isinstance(detail, dict):
-        return {
-            str(k): [str(m) for m in v] if isinstance(v, list) else [str(v)] if not isinstance(v, dict) else v
-            for k, v in detail.items()
-        }
-    return {"non_field_errors": [str(m) for m in detail]}
+        items = detail.items()
+    elif isinstance(detail, list) and any(isinstance(d, dict | list) for d in detail):
+        items = ((str(i), d) for i, d in enumerate(detail) if d)
+    else:
+        messages = [str(m) for m in detail] if isinstance(detail, list) else [str(detail)]
+        return {prefix or "non_field_errors": messages}
+    flat: dict[str, list[str]] = {}
+    for key, value in items:
+        name = str(key) if not prefix else prefix if key == "non_field_errors" else f"{prefix}.{key}"
+        flat.update(_as_lists(value, name))
+    return flat
 
 
 def problem_exception_handler(exc, context):

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import docs, views
+from . import consent_views, docs, views
 
 app_name = "api"
 
@@ -15,4 +15,9 @@ urlpatterns = [
     path("v1/incidents/<str:reference>/comments/", views.CommentList.as_view(), name="comment_list"),
     path("v1/incidents/<str:reference>/evidence/", views.EvidenceList.as_view(), name="evidence_list"),
     path("v1/incidents/<str:reference>/deadlines/", views.DeadlineList.as_view(), name="deadline_list"),
+    path("v1/consent/policies/", consent_views.PolicyList.as_view(), name="consent_policy_list"),
+    path("v1/consent/events/", consent_views.EventCreate.as_view(), name="consent_event_create"),
+    path("v1/consent/events/bulk/", consent_views.EventBulk.as_view(), name="consent_event_bulk"),
+    path("v1/consent/subjects/lookup/", consent_views.SubjectLookup.as_view(), name="consent_subject_lookup"),
+    path("v1/consent/receipts/<str:record_id>/", consent_views.Receipt.as_view(), name="consent_receipt"),
 ]

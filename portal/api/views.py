@@ -6,9 +6,11 @@ that carries the web form's fields and messages, and calls one service.
 """
 
 import hashlib
+from datetime import UTC
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -62,7 +64,15 @@ class IncidentPagination(CursorPagination):
     ordering = ("-created_at", "-id")
 
 
-class IncidentScoped(APIView):
+class ApiView(APIView):
+    """Base of every API view: times are given in UTC, whatever the portal's zone."""
+
+    def dispatch(self, request, *args, **kwargs):
+        with timezone.override(UTC):
+            return super().dispatch(request, *args, **kwargs)
+
+
+class IncidentScoped(ApiView):
     read_scope = Scope.INCIDENTS_READ
     write_scope = Scope.INCIDENTS_WRITE
 
