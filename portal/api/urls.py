@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import consent_views, docs, views
+from . import cases_views, consent_views, docs, views
 
 app_name = "api"
 
@@ -19,5 +19,17 @@ urlpatterns = [
     path("v1/consent/events/", consent_views.EventCreate.as_view(), name="consent_event_create"),
     path("v1/consent/events/bulk/", consent_views.EventBulk.as_view(), name="consent_event_bulk"),
     path("v1/consent/subjects/lookup/", consent_views.SubjectLookup.as_view(), name="consent_subject_lookup"),
+    path("v1/cases/classify/", cases_views.Classify.as_view(), name="cases_classify"),
+    path("v1/cases/flags/", cases_views.FlagCreate.as_view(), name="cases_flag_create"),
+    path(
+        "v1/cases/flags/<str:flag_id>/correct/", cases_views.FlagCorrect.as_view(), name="cases_flag_correct"
+    ),
+    path(
+        "v1/cases/flags/<str:flag_id>/withdraw/",
+        cases_views.FlagWithdraw.as_view(),
+        name="cases_flag_withdraw",
+    ),
     path("v1/consent/receipts/<str:record_id>/", consent_views.Receipt.as_view(), name="consent_receipt"),
+    # Anything else under /api/ is a problem+json 404, not the site's HTML page.
+    re_path(r"^.*$", views.not_found, name="not_found"),
 ]

@@ -13,9 +13,11 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -298,3 +300,13 @@ class DeadlineList(IncidentScoped):
         incident = self.get_incident()
         obligations = incident.obligations.select_related("rule").order_by("due_at", "id")
         return Response(s.DeadlineSerializer(obligations, many=True).data)
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@throttle_classes([])
+def not_found(request, *args, **kwargs):
+    """Answer an unknown API address with problem details."""
+    raise NotFound()

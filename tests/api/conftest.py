@@ -85,3 +85,13 @@ COMPLETE = {
     "detected_at": "2026-11-01T08:00:00+07:00",
     "aware_at": "2026-11-01T08:30:00+07:00",
 }
+
+
+@pytest.fixture
+def cases_seeded(db):
+    """The case definitions and authorities, as tests/cases seeds them."""
+    from incidents.cases.seed import seed_case_definitions
+    from portal.alerts.seed import seed_authorities
+
+    seed_case_definitions()
+    seed_authorities()

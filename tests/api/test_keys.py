@@ -90,3 +90,9 @@ def test_schema_is_openapi_31_and_docs_page_has_no_inline_script(client):
     assert page.status_code == 200
     assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
     assert "swagger-ui-bundle.js" in html and "Content-Security-Policy" in page
+
+
+def test_an_unknown_api_address_is_a_problem_json_404(api):
+    response = api.get("/api/v1/nothing-here/")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
