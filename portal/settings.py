@@ -382,7 +382,6 @@ SPECTACULAR_SETTINGS = {
         "problem details. The event payloads of the alert pipeline are JSON Schemas in the "
         "repository's docs/schemas/ (incident.submitted, incident.status_changed, …), not repeated here."
     ),
-    "EXTERNAL_DOCS": {"description": "docs/api.md and docs/schemas/ in the portal's repository", "url": "/api/docs/"},
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
