@@ -360,6 +360,10 @@ CELERY_BEAT_SCHEDULE["cases-purge-expired-identities"] = {
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 # Hours an Idempotency-Key's first response is kept for replay.
 API_IDEMPOTENCY_HOURS = 24
+CELERY_BEAT_SCHEDULE["api-purge-idempotent-requests"] = {
+    "task": "portal.api.tasks.purge_idempotent_requests_task",
+    "schedule": 3600,  # a late run only keeps a few responses longer
+}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.HasScope"],

@@ -8,9 +8,12 @@ nothing, so a corrected retry with the same key may run).
 """
 
 import hashlib
+from datetime import datetime, timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -44,6 +47,13 @@ def request_fingerprint(request) -> str:
     else:
         digest.update(request._request.body)
     return digest.hexdigest()
+
+
+def purge_idempotent_requests(*, now: datetime | None = None) -> int:
+    """Delete stored responses older than API_IDEMPOTENCY_HOURS; a later retry runs afresh."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.API_IDEMPOTENCY_HOURS)
+    deleted, _by_model = IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def _replay(stored: IdempotentRequest) -> Response:

@@ -176,3 +176,19 @@ def test_a_draft_report_is_kept_when_submit_is_false(api):
         f"/api/v1/incidents/{ref}/reports/", {"kind": "update"}, headers={"Accept-Language": "en"}
     )
     assert refused.json()["errors"]["summary"] == ["Say what changed since the last report."]
+
+
+def test_stored_responses_are_purged_after_their_keeping_time(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.api.idempotency import purge_idempotent_requests
+    from portal.api.models import IdempotentRequest
+
+    api.post("/api/v1/incidents/", DRAFT, headers={"Idempotency-Key": "old"})
+    assert purge_idempotent_requests() == 0
+    assert purge_idempotent_requests(now=timezone.now() + timedelta(hours=25)) == 1
+    assert not IdempotentRequest.objects.exists()
+    again = api.post("/api/v1/incidents/", DRAFT, headers={"Idempotency-Key": "old"})
+    assert again.status_code == 201 and Incident.objects.count() == 2

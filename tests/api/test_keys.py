@@ -96,3 +96,9 @@ def test_an_unknown_api_address_is_a_problem_json_404(api):
     response = api.get("/api/v1/nothing-here/")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/problem+json"
+
+
+def test_the_members_page_does_not_list_key_users(client_for, op_admin, operator, make_key):
+    key, _secret = make_key()
+    page = client_for(op_admin).get(f"/o/{operator.slug}/members/").content.decode()
+    assert op_admin.email in page and key.user.email not in page
