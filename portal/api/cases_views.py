@@ -35,7 +35,7 @@ def serializer_for_form(form_class: type[django_forms.Form], name: str) -> type[
         elif isinstance(field, django_forms.ModelChoiceField):
             fields[field_name] = serializers.IntegerField(**options)
         elif isinstance(field, django_forms.ChoiceField) and field.choices:
-            choices = [c for c, _label in field.choices if c != ""]
+            choices = [(c, label) for c, label in field.choices if c != ""]
             fields[field_name] = serializers.ChoiceField(
                 choices=choices, allow_blank=not field.required, **options
             )

@@ -35,7 +35,7 @@ ERRORS = {
     (code, "application/problem+json"): OpenApiResponse(
         s.ProblemSerializer, description="Problem details (RFC 9457)."
     )
-    for code in (400, 401, 403, 404, 409, 412, 422, 429)
+    for code in (400, 401, 403, 404, 409, 412, 413, 415, 422, 429)
 }
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
