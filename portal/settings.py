@@ -54,6 +54,10 @@ INSTALLED_APPS = [
     "incidents",
     "incidents.cases",
     "consent",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "portal.api",
 ]
 
 MIDDLEWARE = [
@@ -413,4 +417,49 @@ IDENTITY_RETENTION_DAYS = env.int("IDENTITY_RETENTION_DAYS", default=90)
 CELERY_BEAT_SCHEDULE["cases-purge-expired-identities"] = {
     "task": "incidents.cases.tasks.purge_expired_identities_task",
     "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge by an hour
+}
+
+# api (docs/api.md, docs/decisions/0026-api-framework.md)
+# Requests one API key may send, e.g. "600/min" (DRF rate syntax: N/sec|min|hour|day).
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
+# Hours an Idempotency-Key's first response is kept for replay.
+API_IDEMPOTENCY_HOURS = 24
+CELERY_BEAT_SCHEDULE["api-purge-idempotent-requests"] = {
+    "task": "portal.api.tasks.purge_idempotent_requests_task",
+    "schedule": 3600,  # a late run only keeps a few responses longer
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["portal.api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["portal.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": API_RATE_LIMIT},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_VERSIONING_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BSSN incident portal API",
+    "DESCRIPTION": (
+        "The machine API for operators' security tooling. Guide: docs/api.md. Errors are RFC 9457 "
+        "problem details. The event payloads of the alert pipeline are JSON Schemas in the "
+        "repository's docs/schemas/ (incident.submitted, incident.status_changed, …), not repeated here."
+    ),
+    "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ImpactEnum": "incidents.models.Impact",
+        "SeverityEnum": "incidents.models.Severity",
+    },
 }

@@ -22,4 +22,6 @@ urlpatterns = [
     path("o/<slug:operator_slug>/alerts/", include("portal.alerts.urls")),
     path("o/<slug:operator_slug>/activity/", include("portal.audit.urls")),
     path("policy/", include("consent.public_urls")),
+    path("api/", include("portal.api.urls")),
+    path("o/<slug:operator_slug>/api-keys/", include("portal.api.web_urls")),
 ]

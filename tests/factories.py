@@ -145,6 +145,23 @@ def consent_import(operator, admin_user):
     return consent_import.pk
 
 
+def _api_key(operator, admin_user) -> int:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.api.keys import api_key_create
+
+    key, _secret = api_key_create(
+        operator=operator,
+        actor=admin_user,
+        name="SIEM",
+        scopes=["incidents:read"],
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    return key.pk
+
+
 OBJECT_FACTORIES: dict[str, Callable] = {
     "membership_id": _membership,
     # incidents: one submitted incident per operator, shared by the keywords of a route
@@ -160,4 +177,6 @@ OBJECT_FACTORIES: dict[str, Callable] = {
     "stop_id": consent_processing_stop,
     # suspected cases
     "flag_id": cases_flag,
+    # API keys
+    "key_id": lambda operator, admin_user: _api_key(operator, admin_user),
 }

@@ -81,7 +81,10 @@ def members(request):
             messages.success(request, _("An invitation was sent to %(email)s.") % {"email": invitation.email})
             return redirect("accounts:members", operator_slug=operator.slug)
     context = {
-        "memberships": operator.memberships.select_related("user").order_by("user__email"),
+        # API keys act through users of their own; they are managed on the API keys page.
+        "memberships": operator.memberships.filter(user__api_key__isnull=True)
+        .select_related("user")
+        .order_by("user__email"),
         "invitations": Invitation.objects.filter(operator=operator).usable(),
         "invite_form": invite_form,
         "role_form": RoleForm(),
