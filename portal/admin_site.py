@@ -94,9 +94,10 @@ def _bad_date_part(query) -> bool:
     """Tell whether a date-hierarchy parameter (`created_at__year=…`) is outside the calendar."""
     for key, value in query.items():
         for suffix, (low, high) in DATE_PART_RANGES.items():
-            # isascii: "²".isdigit() is true, but int("²") fails.
+            # isascii: "²".isdigit() is true, but int("²") fails; len: int() refuses a
+            # string of over 4,300 digits, and no calendar part has more than four.
             if key.endswith(suffix) and not (
-                value.isascii() and value.isdigit() and low <= int(value) <= high
+                len(value) <= 4 and value.isascii() and value.isdigit() and low <= int(value) <= high
             ):
                 return True
     return False

@@ -12,14 +12,16 @@ people are "Demo" personas on example domains; flags carry no identity.
 """
 
 import logging
+import tempfile
 from datetime import date, timedelta
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from consent import imports as consent_imports
 from consent import services as consent_services
-from consent.models import ConsentState, ImportStatus, PolicyVersion, Purpose
+from consent.models import ConsentState, PolicyVersion, Purpose
 from incidents import services as incident_services
 from incidents.cases import services as case_services
 from incidents.cases.models import CaseDefinition, CaseFlag
@@ -261,11 +263,13 @@ def _seed_consent() -> int:
             for n in range(1, 5)
         )
         data = ("subject_id,purpose,state,event_time,method,policy_version\n" + rows).encode()
-        preview = consent_services.preview_import(
-            operator=operator, actor=admin, filename="demo-impor.csv", data=data
-        )
-        if preview.status == ImportStatus.PREVIEWED:
-            consent_services.commit_import(consent_import=preview, actor=admin)
+        with tempfile.NamedTemporaryFile(suffix=".csv") as fh:
+            fh.write(data)
+            fh.flush()
+            # Synchronously, as the import_consents command does; a file imported before is recognised.
+            consent_imports.import_file(
+                operator=operator, actor=admin, path=fh.name, filename="demo-impor.csv"
+            )
         created += 1
     return created
 

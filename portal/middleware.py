@@ -55,7 +55,8 @@ YEAR_LOOKUPS = ("__year", "__iso_year")
 def _is_calendar_year(value: str) -> bool:
     # A year Python's calendar cannot hold fails while the query is built, long after
     # the admin's own parameter checks.
-    return value.isascii() and value.isdigit() and 1 <= int(value) <= 9999
+    # len first: int() refuses a string of over 4,300 digits (and no year has five).
+    return len(value) <= 4 and value.isascii() and value.isdigit() and 1 <= int(value) <= 9999
 
 
 def _has_nul(values: Iterable[str]) -> bool:
