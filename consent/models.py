@@ -680,7 +680,7 @@ class ProcessingStopObligation(models.Model):
 
     A row of its own beside the append-only ledger (the withdrawal event never
     changes); the reminder mechanics mirror the incidents' `Obligation` (sent
-    markers claimed by a conditional UPDATE). docs/decisions/0024.
+    markers claimed by a conditional UPDATE). docs/decisions/0010.
     """
 
     operator = models.ForeignKey(

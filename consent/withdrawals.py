@@ -6,7 +6,7 @@ that confirmation also ends the portal's own use of the identity (exports no lon
 carry the decrypted identifier of that subject's events for that purpose, up to the
 withdrawal). The beat reminds before the due time and reports a missed one to the
 operator and to BSSN, each notice claimed once by a conditional UPDATE of its sent
-marker (as the incidents' deadline reminders). docs/decisions/0024.
+marker (as the incidents' deadline reminders). docs/decisions/0010.
 """
 
 import logging

@@ -383,7 +383,7 @@ CELERY_BEAT_SCHEDULE["alerts-purge-sent-notices"] = {
     "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge
 }
 
-# checkpoints of the consent ledgers and the audit log (docs/decisions/0012-signed-checkpoints.md)
+# checkpoints of the consent ledgers and the audit log (docs/decisions/0006-signed-checkpoints.md)
 # Ed25519 private key that signs checkpoints (URL-safe base64 of 32 bytes). Kept out of the
 # database and apart from every other key; without it no checkpoint is made.
 CHECKPOINT_SIGNING_KEY = env.str("CHECKPOINT_SIGNING_KEY", default="")
@@ -419,7 +419,7 @@ CELERY_BEAT_SCHEDULE["cases-purge-expired-identities"] = {
     "schedule": 60 * 60,  # hourly: a late or missed run only delays the purge by an hour
 }
 
-# api (docs/api.md, docs/decisions/0026-api-framework.md)
+# api (docs/api.md, docs/decisions/0011-api-framework.md)
 # Requests one API key may send, e.g. "600/min" (DRF rate syntax: N/sec|min|hour|day).
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
 # Hours an Idempotency-Key's first response is kept for replay.

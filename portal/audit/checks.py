@@ -1,4 +1,4 @@
-"""System checks of the checkpoint settings (docs/decisions/0012-signed-checkpoints.md)."""
+"""System checks of the checkpoint settings (docs/decisions/0006-signed-checkpoints.md)."""
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
