@@ -135,6 +135,9 @@ def stacked_bars_svg(
     """Return an SVG stacked bar chart; series colours are CSS classes `chart-s0`…`chart-s9`."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(categories))]
     top = _nice_max(max(totals, default=0))
+    if all(float(v).is_integer() for values in series.values() for v in values):
+        # Counts: whole-number ticks (a chart of one incident reads 0 1 2 3 4, not 0 0.25 0.5).
+        top = max(top, 4) if top < 4 else math.ceil(top / 4) * 4
     plot_w, plot_h = CHART_W - PAD_L - 8, CHART_H - PAD_B - PAD_T
     slot = plot_w / max(len(categories), 1)
     bar_w = max(slot * 0.7, 1)

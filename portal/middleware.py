@@ -1,5 +1,6 @@
 """Project-wide request and response rules: refuse unreadable input, mark private pages."""
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 
@@ -39,13 +40,18 @@ PERMISSIONS_POLICY = ", ".join(
 )
 
 
-def _bad_request() -> HttpResponse:
-    # Plain text: this answers before sessions and users exist, so no page template
-    # (which needs both) can be rendered here.
-    return HttpResponseBadRequest(
-        _("The request could not be read. Go back, check what you entered and try again."),
-        content_type="text/plain; charset=utf-8",
-    )
+def _bad_request(request: HttpRequest) -> HttpResponse:
+    """Return the 400: RFC 9457 problem details for the machine API, plain text elsewhere.
+
+    Plain text: this answers before sessions and users exist, so no page template
+    (which needs both) can be rendered here. The API documents every error as
+    `application/problem+json`, so its clients get that even from this layer.
+    """
+    detail = _("The request could not be read. Go back, check what you entered and try again.")
+    if request.path_info.startswith("/api/"):
+        body = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": str(detail)}
+        return HttpResponseBadRequest(json.dumps(body), content_type="application/problem+json")
+    return HttpResponseBadRequest(detail, content_type="text/plain; charset=utf-8")
 
 
 # Query keys that filter by year (the admin's date hierarchy and date filters use them).
@@ -87,7 +93,7 @@ class BadInputMiddleware:
         if unreadable:
             # Nothing further may read the body again (the error page would fail on it).
             request._mark_post_parse_error()
-            return _bad_request()
+            return _bad_request(request)
         return self.get_response(request)
 
     @staticmethod
@@ -111,7 +117,7 @@ class BadInputMiddleware:
             logger.warning(
                 "Refused input the database could not hold on %s: %s", request.path, type(exception).__name__
             )
-            return _bad_request()
+            return _bad_request(request)
         return None
 
 

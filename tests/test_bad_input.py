@@ -134,3 +134,11 @@ def test_an_admin_page_naming_a_missing_row_is_a_404(page, staff_client, supervi
     # django-otp's device pages look the device up with .get(): found by the URL fuzz.
     response = staff_client(supervisor).get(f"/admin/otp_totp/totpdevice/999999/{page}/")
     assert response.status_code == 404
+
+
+def test_the_api_gets_its_bad_request_as_problem_details(client):
+    # Found by schemathesis after the merge: the API documents every error as problem+json.
+    response = client.post("/api/v1/incidents/", {"title": "bad\x00title"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 400
