@@ -24,6 +24,7 @@ from portal.audit.checkpoints import (
     CheckpointRefused,
     compare_with_witness,
     head_is_authentic,
+    head_problem,
     make_checkpoint,
 )
 from portal.audit.models import Checkpoint
@@ -366,28 +367,9 @@ def _verify_one(operator_id: int, *, deep: bool) -> Iterator[LedgerBreak]:
         yield LedgerBreak(operator_id, finding.seq or 0, "", finding.reason)
     if findings:
         return
-    if head is not None and (head.last_seq != last or head.last_hash != prev_hash):
-        if head.last_seq > last:
-            reason = (
-                f"{head.last_seq - last} events missing at the end of the chain (head at {head.last_seq})"
-            )
-        else:
-            reason = f"events after the head (seq {head.last_seq}) were added outside the application"
-        yield LedgerBreak(operator_id, min(last, head.last_seq) + 1, "", reason)
-    elif head is not None and not head_is_authentic(
-        stream=stream,
-        last_seq=head.last_seq,
-        last_hash=head.last_hash,
-        mac=head.mac,
-        checkpointed=checkpoint.size if checkpoint is not None else 0,
-    ):
-        since = checkpoint.size if checkpoint is not None else 0
-        yield LedgerBreak(
-            operator_id,
-            since + 1,
-            "",
-            f"the head was moved outside the application: events after seq {since} are not authenticated",
-        )
+    problem = head_problem(stream=stream, head=head, length=last, last_hash=prev_hash, checkpoint=checkpoint)
+    if problem is not None:
+        yield LedgerBreak(operator_id, problem[0], "", problem[1])
     elif head is None and last:
         yield LedgerBreak(operator_id, 1, "", "the chain head is missing")
 

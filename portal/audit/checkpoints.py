@@ -67,6 +67,30 @@ def head_is_authentic(*, stream: str, last_seq: int, last_hash: str, mac: str, c
     return not expected or mac == expected
 
 
+def head_problem(*, stream: str, head, length: int, last_hash: str, checkpoint) -> tuple[int, str] | None:
+    """Return (first bad sequence, why) when a chain's head row disagrees with its events, else None.
+
+    `head` is the stream's head row (or None), `length` and `last_hash` describe the
+    events as read, `checkpoint` is the latest witnessed one (or None). Shared by the
+    consent ledgers and the audit log, so both name the same faults in the same words.
+    """
+    since = checkpoint.size if checkpoint is not None else 0
+    if head is not None and (head.last_seq != length or head.last_hash != last_hash):
+        if head.last_seq > length:
+            missing = head.last_seq - length
+            return length + 1, f"{missing} events missing at the end of the chain (head at {head.last_seq})"
+        return head.last_seq + 1, (
+            f"events after the head (seq {head.last_seq}) were added outside the application"
+        )
+    if head is not None and not head_is_authentic(
+        stream=stream, last_seq=head.last_seq, last_hash=head.last_hash, mac=head.mac, checkpointed=since
+    ):
+        return since + 1, (
+            f"the head was moved outside the application: events after seq {since} are not authenticated"
+        )
+    return None
+
+
 def _as_signed(row: Checkpoint) -> SignedCheckpoint:
     return SignedCheckpoint(
         stream=row.stream,
@@ -346,26 +370,15 @@ def verify_audit_log(*, stream: str | None = None) -> Iterator[ChainBreak]:
             continue
         head = AuditStream.objects.filter(pk=name).first()
         last_hash = leaves[-1].hex() if leaves else GENESIS_HASH
-        if head is not None and (head.last_seq != len(leaves) or head.last_hash != last_hash):
-            if head.last_seq > len(leaves):
-                reason = f"{head.last_seq - len(leaves)} events missing at the end of the chain"
-            else:
-                reason = f"events after the head (seq {head.last_seq}) were added outside the application"
-            yield ChainBreak(name, min(len(leaves), head.last_seq) + 1, 0, reason)
-        elif head is not None and not head_is_authentic(
+        problem = head_problem(
             stream=stream_name(name),
-            last_seq=head.last_seq,
-            last_hash=head.last_hash,
-            mac=head.mac,
-            checkpointed=checkpoint.size if checkpoint is not None else 0,
-        ):
-            since = checkpoint.size if checkpoint is not None else 0
-            yield ChainBreak(
-                name,
-                since + 1,
-                0,
-                f"the head was moved outside the application: events after seq {since} are not authenticated",
-            )
+            head=head,
+            length=len(leaves),
+            last_hash=last_hash,
+            checkpoint=checkpoint,
+        )
+        if problem is not None:
+            yield ChainBreak(name, problem[0], 0, problem[1])
 
 
 def _walk_chain(name: str):
