@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from fernet_fields import EncryptedCharField
 
 from portal.crypto import Kind
+from portal.deadlines import DeadlineQuerySet
 
 # Purpose code for sharing a flagged user's identity with health authorities; the
 # suspected-cases app asks `services.has_current_consent` about it.
@@ -667,7 +668,7 @@ PROCESSING_STOP_SOURCE = (
 )
 
 
-class ProcessingStopQuerySet(models.QuerySet):
+class ProcessingStopQuerySet(DeadlineQuerySet):
     def for_operator(self, operator) -> "ProcessingStopQuerySet":
         return self.filter(operator=operator)
 

@@ -197,12 +197,7 @@ def _mail_bssn(obligation: ProcessingStopObligation, template: str) -> None:
 def send_processing_stop_reminder(*, obligation_id: int, now: datetime) -> bool:
     """Send the "stop processing soon" reminder once: the conditional UPDATE claims it."""
     with transaction.atomic():
-        claimed = (
-            ProcessingStopObligation.objects.open()
-            .filter(pk=obligation_id, reminder_sent_at__isnull=True, due_at__gt=now)
-            .update(reminder_sent_at=now)
-        )
-        if not claimed:
+        if not ProcessingStopObligation.objects.claim_reminder(obligation_id, now):
             return False
         obligation = ProcessingStopObligation.objects.select_related("operator").get(pk=obligation_id)
         _mail_operator(obligation, "processing_stop_reminder")
@@ -212,12 +207,7 @@ def send_processing_stop_reminder(*, obligation_id: int, now: datetime) -> bool:
 def send_processing_stop_overdue(*, obligation_id: int, now: datetime) -> bool:
     """Report a missed stop deadline once, to the operator and to BSSN."""
     with transaction.atomic():
-        claimed = (
-            ProcessingStopObligation.objects.open()
-            .filter(pk=obligation_id, overdue_sent_at__isnull=True, due_at__lte=now)
-            .update(overdue_sent_at=now)
-        )
-        if not claimed:
+        if not ProcessingStopObligation.objects.claim_overdue(obligation_id, now):
             return False
         obligation = ProcessingStopObligation.objects.select_related("operator").get(pk=obligation_id)
         _mail_operator(obligation, "processing_stop_missed")

@@ -18,6 +18,8 @@ from django.utils.deconstruct import deconstructible
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from portal.deadlines import DeadlineQuerySet
+
 from .observables import MAX_VALUE_LENGTH as MAX_OBSERVABLE_LENGTH
 from .observables import ObservableKind
 
@@ -573,7 +575,7 @@ class DeadlineRule(models.Model):
         return timedelta(hours=self.remind_before_hours)
 
 
-class ObligationQuerySet(models.QuerySet):
+class ObligationQuerySet(DeadlineQuerySet):
     def open(self) -> "ObligationQuerySet":
         return self.filter(met_at__isnull=True, waived_at__isnull=True)
 

@@ -21,12 +21,7 @@ def _reminder_candidates() -> models.QuerySet:
 def send_reminder(*, obligation_id: int, now: datetime) -> bool:
     """Send the "due soon" reminder once: the conditional UPDATE claims it; False if already sent."""
     with transaction.atomic():
-        claimed = (
-            Obligation.objects.open()
-            .filter(pk=obligation_id, reminder_sent_at__isnull=True, due_at__gt=now)
-            .update(reminder_sent_at=now)
-        )
-        if not claimed:
+        if not Obligation.objects.claim_reminder(obligation_id, now):
             return False
         obligation = Obligation.objects.select_related("rule", "incident__operator").get(pk=obligation_id)
         mail_operator(obligation.incident, "deadline_reminder", {"obligation": obligation})
@@ -36,12 +31,7 @@ def send_reminder(*, obligation_id: int, now: datetime) -> bool:
 def send_overdue_notice(*, obligation_id: int, now: datetime) -> bool:
     """Send the "deadline missed" notice once; BSSN hears of it only for a submitted incident."""
     with transaction.atomic():
-        claimed = (
-            Obligation.objects.open()
-            .filter(pk=obligation_id, overdue_sent_at__isnull=True, due_at__lte=now)
-            .update(overdue_sent_at=now)
-        )
-        if not claimed:
+        if not Obligation.objects.claim_overdue(obligation_id, now):
             return False
         obligation = Obligation.objects.select_related("rule", "incident__operator").get(pk=obligation_id)
         incident = obligation.incident
