@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,20 +30,7 @@ os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ["API_RATE_LIMIT"] = "1000000/min"  # measure the work, not the limiter
 
 
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    if not name.startswith("portal_bench"):
-        raise SystemExit(
-            f"refusing to drop {name!r}: the benchmark database's name must start with portal_bench"
-        )
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
+from benchdb import recreate_database  # noqa: E402  (bench/ is on the path when run as a script)
 
 if __name__ == "__main__":
     recreate_database(DATABASE_URL)
