@@ -27,6 +27,7 @@ p95 under 500 ms on every page. Exit status 1 when the bar or a verification fai
 """
 
 import argparse
+import base64
 import os
 import random
 import re
@@ -41,7 +42,6 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 import requests
 
@@ -56,20 +56,7 @@ P95_TARGET_MS = 500.0
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
-def recreate_database(url: str) -> None:
-    """Start from an empty database of the benchmark's own: every run measures the same thing."""
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    if not name.startswith("portal_bench"):
-        raise SystemExit(
-            f"refusing to drop {name!r}: the benchmark database's name must start with portal_bench"
-        )
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+from benchdb import recreate_database  # noqa: E402  (bench/ is on the path when run as a script)
 
 
 def server_environment(workdir: Path) -> dict[str, str]:
@@ -97,6 +84,10 @@ def server_environment(workdir: Path) -> dict[str, str]:
             "PRIVATE_STORAGE_ROOT": str(workdir / "private"),
             "MEDIA_ROOT": str(workdir / "media"),
             "EMAIL_URL": f"filemail://{workdir / 'mail'}",
+            # The run's own checkpoint key and store: a store left by another run (other
+            # keys, other operators under the same ids) would fail verify_ledger afterwards.
+            "CHECKPOINT_SIGNING_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+            "CHECKPOINT_STORE_DIR": str(workdir / "checkpoints"),
             "LOG_LEVEL": "WARNING",
             "AXES_FAILURE_LIMIT": "1000",  # every session signs in from 127.0.0.1
         }
