@@ -210,6 +210,8 @@ def body_for_send(delivery: Delivery) -> str:
     disclosure check (portal/alerts/disclosure.py) decides here, at every send and
     retry, what personal data this message may carry now.
     """
+    if disclosure.check_for(delivery.alert.event_type) is None:
+        return delivery.alert.body  # the hot path: nothing to decide, no copy of the body
     return disclosure.body_for_send(delivery).decode()
 
 
