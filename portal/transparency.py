@@ -21,7 +21,8 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,11 +177,14 @@ def consistency_proof(hashes: list[bytes], old_size: int) -> list[bytes]:
     return _consistency(lambda lo, hi: _subtree(hashes, lo, hi), old_size, len(hashes))
 
 
-def consistency_proof_from(old: "Frontier", new_hashes: list[bytes]) -> list[bytes]:
-    """Return the consistency proof from the tree `old` to it extended by leaf hashes `new_hashes`.
+def consistency_proof_from(
+    old: "Frontier", new_subtree: Callable[[int, int], bytes], new_size: int
+) -> list[bytes]:
+    """Return the consistency proof from the tree `old` to it extended by `new_size` leaves.
 
-    Every node such a proof needs inside the old tree is one of the old frontier's
-    subtrees, so the old leaves are not needed.
+    `new_subtree(lo, hi)` gives the root of the new leaves lo..hi (counted from the
+    first new leaf). Every node such a proof needs inside the old tree is one of the
+    old frontier's subtrees, so the old leaves are not needed.
     """
     m = old.size
     starts, lo = {}, 0
@@ -190,10 +194,55 @@ def consistency_proof_from(old: "Frontier", new_hashes: list[bytes]) -> list[byt
 
     def subtree(lo: int, hi: int) -> bytes:
         if lo >= m:
-            return _subtree(new_hashes, lo - m, hi - m)
+            return new_subtree(lo - m, hi - m)
         return starts[(lo, hi)]
 
-    return _consistency(subtree, m, m + len(new_hashes))
+    return _consistency(subtree, m, m + new_size)
+
+
+class SpilledLeaves:
+    """New leaves of a checkpoint, kept in a temporary file instead of in memory.
+
+    A checkpoint reads each new leaf once from the database but needs it three
+    times: for the tree's root, for the consistency proof's subtrees and for the
+    witness's copy. Held in lists, a million leaves and their hashes cost about
+    130 MB of memory; here they cost 32 bytes each on disk.
+    """
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115  closed by __exit__
+
+    def __enter__(self) -> "SpilledLeaves":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+    def record(self, leaves: Iterable[bytes]) -> Iterator[bytes]:
+        """Yield `leaves`, writing each to the file on the way."""
+        write = self._file.write
+        for leaf in leaves:
+            write(leaf)
+            yield leaf
+
+    def read(self, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield the recorded leaves start..end (0-based, end excluded; None: to the last)."""
+        self._file.flush()
+        position = start * LEAF_SIZE
+        stop = None if end is None else end * LEAF_SIZE
+        while stop is None or position < stop:
+            self._file.seek(position)
+            want = 65536 * LEAF_SIZE if stop is None else min(65536 * LEAF_SIZE, stop - position)
+            block = self._file.read(want)
+            if not block:
+                return
+            position += len(block)
+            for i in range(0, len(block) - LEAF_SIZE + 1, LEAF_SIZE):
+                yield block[i : i + LEAF_SIZE]
+
+    def subtree_root(self, lo: int, hi: int) -> bytes:
+        """Return the root of the tree over recorded leaves lo..hi (end excluded)."""
+        return merkle_root(self.read(lo, hi))
 
 
 def _bits_high_first(n: int) -> list[int]:

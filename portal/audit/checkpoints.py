@@ -10,6 +10,7 @@ alert. Verification trusts only signatures, so a row deleted or rewritten by a
 database superuser cannot hide what the store or BSSN still holds.
 """
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,10 +24,10 @@ from portal.transparency import (
     CheckpointStore,
     Frontier,
     SignedCheckpoint,
+    SpilledLeaves,
     consistency_proof_from,
     default_store,
     head_mac,
-    leaf_hash,
     sign_checkpoint,
     signing_key,
     verification_keys,
@@ -145,54 +146,54 @@ def make_checkpoint(*, stream: str, size: int, read_leaves: LeafReader, operator
         old, old_size, previous_root = Frontier(), 0, ""
     if size <= old_size:
         return None
-    new_leaves = list(read_leaves(old_size, size))
-    if len(new_leaves) != size - old_size:
-        raise CheckpointRefused(f"{size - old_size - len(new_leaves)} events missing below the head")
-    new_hashes = [leaf_hash(leaf) for leaf in new_leaves]
-    proof = consistency_proof_from(old, new_hashes) if old_size else []
-    tree = Frontier(old.size, old.nodes)
-    for value in new_hashes:
-        tree.append_hash(value)
-    number = max(previous.number if previous else 0, latest.number if latest else 0) + 1
-    signed = sign_checkpoint(
-        key=key,
-        stream=stream,
-        number=number,
-        size=size,
-        root_hash=tree.root().hex(),
-        timestamp=datetime.now(UTC).isoformat(),
-        previous_size=old_size,
-        previous_root=previous_root,
-        consistency=[h.hex() for h in proof],
-    )
-    row = Checkpoint.objects.create(
-        stream=stream,
-        number=number,
-        size=size,
-        root_hash=signed.root_hash,
-        timestamp=signed.timestamp,
-        key_id=signed.key_id,
-        signature=signed.signature,
-        frontier=tree.to_json(),
-        previous_size=old_size,
-        previous_root=signed.previous_root,
-        consistency=list(signed.consistency),
-    )
-    _witness(store, signed, new_leaves, read_leaves)
-    emit_event(
-        event_type=EventType.LEDGER_CHECKPOINT,
-        operator=operator,
-        payload=checkpoint_payload(signed, operator=operator),
-        subject=row,
-    )
-    return row
+    with SpilledLeaves() as new_leaves:
+        tree = Frontier(old.size, old.nodes)
+        tree.extend(new_leaves.record(read_leaves(old_size, size)))
+        if tree.size != size:
+            raise CheckpointRefused(f"{size - tree.size} events missing below the head")
+        proof = consistency_proof_from(old, new_leaves.subtree_root, size - old_size) if old_size else []
+        number = max(previous.number if previous else 0, latest.number if latest else 0) + 1
+        signed = sign_checkpoint(
+            key=key,
+            stream=stream,
+            number=number,
+            size=size,
+            root_hash=tree.root().hex(),
+            timestamp=datetime.now(UTC).isoformat(),
+            previous_size=old_size,
+            previous_root=previous_root,
+            consistency=[h.hex() for h in proof],
+        )
+        row = Checkpoint.objects.create(
+            stream=stream,
+            number=number,
+            size=size,
+            root_hash=signed.root_hash,
+            timestamp=signed.timestamp,
+            key_id=signed.key_id,
+            signature=signed.signature,
+            frontier=tree.to_json(),
+            previous_size=old_size,
+            previous_root=signed.previous_root,
+            consistency=list(signed.consistency),
+        )
+        _witness(store, signed, new_leaves, read_leaves)
+        emit_event(
+            event_type=EventType.LEDGER_CHECKPOINT,
+            operator=operator,
+            payload=checkpoint_payload(signed, operator=operator),
+            subject=row,
+        )
+        return row
 
 
-def _witness(store: CheckpointStore, signed: SignedCheckpoint, new_leaves: list[bytes], read_leaves) -> None:
+def _witness(
+    store: CheckpointStore, signed: SignedCheckpoint, new_leaves: SpilledLeaves, read_leaves: LeafReader
+) -> None:
     """Write the new leaves, then the checkpoint, to the store (an empty store is filled in)."""
     have = min(store.leaf_count(signed.stream), signed.previous_size)
-    missing = list(read_leaves(have, signed.previous_size)) if have < signed.previous_size else []
-    store.write_leaves(signed.stream, have, [*missing, *new_leaves])
+    missing = read_leaves(have, signed.previous_size) if have < signed.previous_size else ()
+    store.write_leaves(signed.stream, have, itertools.chain(missing, new_leaves.read()))
     store.write(signed)
 
 

@@ -71,10 +71,15 @@ def test_a_signature_verifies_with_its_key_only():
     assert not changed.signature_valid({cp.key_id: key.public_key()})
 
 
-def test_a_consistency_proof_from_the_old_frontier_equals_the_full_one():
+def test_a_consistency_proof_from_the_old_frontier_and_spilled_new_leaves_equals_the_full_one():
     for n in range(2, 30):
         hashes = [t.leaf_hash(x) for x in LEAVES[:n]]
         for m in range(1, n):
             old = t.Frontier()
             old.extend(LEAVES[:m])
-            assert t.consistency_proof_from(old, hashes[m:]) == t.consistency_proof(hashes, m), (m, n)
+            with t.SpilledLeaves() as new:
+                assert list(new.record(LEAVES[m:n])) == LEAVES[m:n]
+                proof = t.consistency_proof_from(old, new.subtree_root, n - m)
+                assert proof == t.consistency_proof(hashes, m), (m, n)
+                assert list(new.read()) == LEAVES[m:n]
+                assert list(new.read(1, 3)) == LEAVES[m + 1 : min(m + 3, n)]
