@@ -422,6 +422,9 @@ CELERY_BEAT_SCHEDULE["cases-purge-expired-identities"] = {
 # api (docs/api.md, docs/decisions/0011-api-framework.md)
 # Requests one API key may send, e.g. "600/min" (DRF rate syntax: N/sec|min|hour|day).
 API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/min")
+# Where the rate-limit counters live. Every web process must see the same counts, so
+# production sets CACHE_URL=redis://…; the default (one process's memory) suits `make run`.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # Hours an Idempotency-Key's first response is kept for replay.
 API_IDEMPOTENCY_HOURS = 24
 CELERY_BEAT_SCHEDULE["api-purge-idempotent-requests"] = {

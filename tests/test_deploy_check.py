@@ -23,6 +23,7 @@ def test_check_deploy_prints_no_warnings(tmp_path):
         "CSRF_TRUSTED_ORIGINS": "https://portal.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CACHE_URL": "redis://127.0.0.1:6379/2",
         "EMAIL_URL": "smtp+tls://portal:secret@smtp.example.org:587",
     }
     result = subprocess.run(
@@ -45,3 +46,12 @@ def test_the_deploy_check_warns_without_a_checkpoint_key_and_refuses_a_bad_one(s
     settings.CHECKPOINT_SIGNING_KEY = "too-short"
     settings.CHECKPOINT_VERIFY_KEYS = ["also-bad"]
     assert [p.id for p in checkpoint_keys_check()] == ["audit.E001", "audit.E002"]
+
+
+def test_the_deploy_check_warns_when_rate_limits_are_counted_per_process(settings):
+    from portal.api.checks import shared_rate_limit_check
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert [p.id for p in shared_rate_limit_check()] == ["api.W001"]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "x"}}
+    assert shared_rate_limit_check() == []

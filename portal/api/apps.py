@@ -7,3 +7,6 @@ class ApiConfig(AppConfig):
     label = "api"
     verbose_name = _("Machine API")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import checks  # noqa: F401  registers the deploy check

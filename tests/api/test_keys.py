@@ -79,6 +79,28 @@ def test_over_the_rate_limit_is_429_with_retry_after(make_key):
     assert third["Content-Type"] == "application/problem+json"
 
 
+@pytest.mark.redis
+def test_rate_limit_counts_are_shared_by_every_web_process(make_key):
+    """With CACHE_URL on Redis, the count is in Redis, not in one process's memory:
+    four gunicorn workers do not give a key four times its limit."""
+    import environ
+    import redis
+    from django.core.cache import cache
+
+    from tests.conftest import TEST_REDIS_URL
+
+    shared = {"default": environ.Env.cache_url_config(TEST_REDIS_URL)}
+    with override_settings(CACHES=shared, API_RATE_LIMIT="2/min"):
+        cache.clear()
+        key, secret = make_key()
+        client = ApiClient(secret)
+        assert [client.get("/api/v1/incidents/").status_code for _ in range(2)] == [200, 200]
+        stored = redis.Redis.from_url(TEST_REDIS_URL).keys(f"*throttle_api_key_{key.pk}")
+        assert len(stored) == 1
+        assert client.get("/api/v1/incidents/").status_code == 429
+        cache.clear()
+
+
 def test_schema_is_openapi_31_and_docs_page_has_no_inline_script(client):
     schema = client.get("/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
     assert schema.status_code == 200
