@@ -661,9 +661,10 @@ class ImportSecret(models.Model):
 # --- The clock a withdrawal starts ------------------------------------------------------
 
 # UU 27/2022 (PDP) Pasal 40: once consent is withdrawn (the right of Pasal 9), the
-# controller stops processing within 3 x 24 hours of receiving the withdrawal.
+# controller stops processing (ayat 1) at the latest 3 x 24 hours after it received the
+# request to withdraw (ayat 2).
 PROCESSING_STOP_SOURCE = (
-    "UU No. 27 Tahun 2022 (PDP), Pasal 40 jo. Pasal 9: penghentian pemrosesan paling lambat "
+    "UU No. 27 Tahun 2022 (PDP), Pasal 40 ayat (1) dan (2) jo. Pasal 9: penghentian pemrosesan paling lambat "
     "3 x 24 jam sejak penarikan persetujuan diterima"
 )
 
