@@ -63,6 +63,7 @@ from .import_rows import (
     record_ids,
     start_worker,
 )
+from .keyset import KeySet
 from .ledger import checkpoint_after_import, save_head
 from .models import (
     WITHDRAWAL_STOP_HOURS,
@@ -406,19 +407,19 @@ class _Chunks:
             yield pending.popleft().result()
 
 
-def _keys_already_recorded(operator, chunks: _Chunks, open_stream: Callable[[], BinaryIO]) -> set[int]:
+def _keys_already_recorded(operator, chunks: _Chunks, open_stream: Callable[[], BinaryIO]) -> KeySet:
     """First pass: return the import keys of the file's rows that the ledger already holds.
 
     On PostgreSQL the file's keys are copied into a temporary table and joined with
     the ledger in one query: one look-up query per few hundred keys cost minutes for
     a large file. Elsewhere the keys are looked up in batches.
     """
-    found: set[int] = set()
+    found = KeySet()
     with open_stream() as stream:
         read_header(stream)
         if connection.vendor != "postgresql":
             for chunk in chunks.prepare(stream, KEYS):
-                found |= _existing_keys(operator, chunk.keys)
+                found.update(_existing_keys(operator, chunk.keys))
                 if chunk.unreadable:
                     break  # the main pass reports it, with its line number
             return found
@@ -435,7 +436,8 @@ def _keys_already_recorded(operator, chunks: _Chunks, open_stream: Callable[[], 
                 "JOIN consent_import_keys k ON k.import_key = e.import_key WHERE e.operator_id = %s",
                 [operator.pk],
             )
-            found.update(key.int for (key,) in cursor.fetchall())
+            while batch := cursor.fetchmany(10_000):
+                found.update(key.int for (key,) in batch)
             cursor.execute("DROP TABLE consent_import_keys")
     return found
 
@@ -465,9 +467,8 @@ def run_import(
     context = row_context(operator, header=header, delimiter=delimiter, actor=actor, encrypt=copy)
     validator = _Validator(context)
     mode = COPY_LINES if copy else ROWS
-    # Keys (as 128-bit integers, compact) of the rows seen so far: a row repeated
-    # within the file is not doubled.
-    seen: set[int] = set()
+    # Keys of the rows seen so far: a row repeated within the file is not doubled.
+    seen = KeySet()
 
     # Nothing created here is cyclic; the collector's passes would only cost time.
     gc_was_enabled = gc.isenabled()
@@ -476,7 +477,7 @@ def run_import(
         with transaction.atomic(), ExitStack() as pool_stack:
             chunks = _Chunks(context, workers if copy else 0, pool_stack)
             any_imported = ConsentEvent.objects.filter(operator=operator, import_key__isnull=False).exists()
-            known = _keys_already_recorded(operator, chunks, open_stream) if any_imported else set()
+            known = _keys_already_recorded(operator, chunks, open_stream) if any_imported else KeySet()
             with ExitStack() as stack:
                 writer = _Writer(operator, head, actor, context, stack) if head is not None else None
                 stream = stack.enter_context(open_stream())
@@ -487,10 +488,9 @@ def run_import(
                         result.add_errors(validator.explain(line, fields))
                     fresh = []
                     for key, prepared in zip(chunk.keys, chunk.prepared or chunk.keys, strict=True):
-                        if key in seen or key in known:
+                        if key in known or not seen.add(key):
                             result.skipped += 1
                             continue
-                        seen.add(key)
                         fresh.append(prepared)
                     if chunk.unreadable:
                         line, error = chunk.unreadable
