@@ -187,7 +187,7 @@ def _webhook_delivery(operator, admin_user) -> dict:
     alert = emit_operator_event(
         event_type="operator.incident.message", operator=operator, payload=payload, subject=incident
     )
-    delivery = alert.deliveries.get()
+    delivery = alert.deliveries.get(channel=endpoint)
     Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DEAD)
     return {"endpoint_id": endpoint.pk, "delivery_id": delivery.pk}
 

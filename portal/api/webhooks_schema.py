@@ -12,6 +12,7 @@ from portal.alerts.models import OperatorEventType
 
 
 def _envelope(event_type: str) -> dict:
+    event_type = str(event_type)  # a plain string: the YAML renderer knows no enums
     data = {k: v for k, v in SCHEMAS[f"{event_type}/1"].items() if k != "$schema"}
     return {
         "type": "object",
@@ -28,6 +29,7 @@ def _envelope(event_type: str) -> dict:
 
 def _webhook(event_type: str) -> OpenApiWebhook:
     label = OperatorEventType(event_type).label
+    event_type = str(event_type)  # a plain string: the YAML renderer knows no enums
     return OpenApiWebhook(
         name=event_type,
         decorator=extend_schema(

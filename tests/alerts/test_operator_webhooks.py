@@ -382,3 +382,24 @@ def test_every_organisation_event_has_a_published_schema(event_type):
         built = dict(SCHEMAS[f"{event_type}/1"])
         built.pop("$schema")
         assert data == built
+
+
+def test_the_bssn_dashboard_counts_alerts_to_authorities_only(
+    operator, reporter, op_admin, analyst, receiver, staff_client
+):
+    import re
+
+    incident = file_incident(operator, reporter)
+    endpoint = add_endpoint(operator, op_admin, receiver)
+    from incidents import services
+
+    services.add_bssn_comment(incident=incident, actor=analyst, body="Any news?")
+    Delivery.objects.filter(channel=endpoint).update(status=DeliveryStatus.DEAD)
+    client = staff_client(analyst)
+    client.cookies["django_language"] = "en"
+    page = client.get(reverse("admin:dashboard")).content.decode()
+    panel = re.search(r'<section class="dashboard-panel" id="panel-delivery".*?</section>', page, re.S).group(
+        0
+    )
+    # The organisation's own receiver failing is not a dead letter of BSSN's alerting.
+    assert "Dead letters by authority" not in panel and "None" not in panel

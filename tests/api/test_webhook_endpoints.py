@@ -310,3 +310,12 @@ def test_the_verification_example_in_the_docs_accepts_a_real_request(endpoint, i
     [got] = receiver.accepted()
     assert namespace["verify"](endpoint.secret, got.headers, got.body)
     assert not namespace["verify"](endpoint.secret, got.headers, got.body + b" ")
+
+
+@pytest.mark.parametrize("fmt", ["", "?format=json"])
+def test_the_api_reference_lists_the_webhooks(client, fmt):
+    response = client.get("/api/schema/" + fmt)
+    assert response.status_code == 200
+    text = response.content.decode()
+    for event_type in ALL_EVENTS:
+        assert event_type in text
