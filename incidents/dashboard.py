@@ -463,7 +463,10 @@ def epidemic_curve(filters: Filters) -> Panel:
 def delivery_health(filters: Filters) -> Panel:
     from portal.alerts.models import Delivery, DeliveryStatus
 
-    deliveries = Delivery.objects.filter(created_at__gte=filters.since, created_at__lt=filters.until)
+    # Alerts to authorities: organisations' own webhook endpoints (authority null) are their business.
+    deliveries = Delivery.objects.filter(
+        created_at__gte=filters.since, created_at__lt=filters.until, authority__isnull=False
+    )
     if filters.sector:
         deliveries = deliveries.filter(alert__sector=filters.sector)
     if filters.province:

@@ -451,8 +451,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "The machine API for operators' security tooling. Guide: docs/api.md. Errors are RFC 9457 "
         "problem details. The event payloads of the alert pipeline are JSON Schemas in the "
-        "repository's docs/schemas/ (incident.submitted, incident.status_changed, …), not repeated here."
+        "repository's docs/schemas/ (incident.submitted, incident.status_changed, …), not repeated here. "
+        "The webhooks below go to an organisation's own endpoints, registered in the portal."
     ),
+    # Import paths (settings are not the place to import app code): portal/api/webhooks_schema.py.
+    "WEBHOOKS": [
+        f"portal.api.webhooks_schema.{name}"
+        for name in (
+            "status_changed",
+            "message",
+            "information_requested",
+            "deadline_reminder",
+            "deadline_overdue",
+        )
+    ],
     "VERSION": "1.0.0",
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -24,4 +24,5 @@ urlpatterns = [
     path("policy/", include("consent.public_urls")),
     path("api/", include("portal.api.urls")),
     path("o/<slug:operator_slug>/api-keys/", include("portal.api.web_urls")),
+    path("o/<slug:operator_slug>/webhooks/", include("portal.api.webhook_urls")),
 ]

@@ -162,6 +162,36 @@ def _api_key(operator, admin_user) -> int:
     return key.pk
 
 
+def _webhook_endpoint(operator, admin_user):
+    """Register a webhook endpoint of `operator` (the test settings allow loopback URLs)."""
+    from portal.alerts.operator_webhooks import endpoint_create
+
+    endpoint, _secret = endpoint_create(
+        operator=operator,
+        actor=admin_user,
+        name="SOC",
+        url="http://127.0.0.1:9/hook",
+        event_types=["operator.incident.message"],
+    )
+    return endpoint
+
+
+def _webhook_delivery(operator, admin_user) -> dict:
+    """An endpoint of `operator` and a failed delivery to it (of a BSSN message)."""
+    from portal.alerts.models import Delivery, DeliveryStatus
+    from portal.alerts.operator_webhooks import emit_operator_event
+
+    endpoint = _webhook_endpoint(operator, admin_user)
+    incident = _incident(operator, admin_user)
+    payload = {"schema": "operator.incident.message/1", "organisation": operator.slug}
+    alert = emit_operator_event(
+        event_type="operator.incident.message", operator=operator, payload=payload, subject=incident
+    )
+    delivery = alert.deliveries.get(channel=endpoint)
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DEAD)
+    return {"endpoint_id": endpoint.pk, "delivery_id": delivery.pk}
+
+
 OBJECT_FACTORIES: dict[str, Callable] = {
     "membership_id": _membership,
     # incidents: one submitted incident per operator, shared by the keywords of a route
@@ -177,6 +207,8 @@ OBJECT_FACTORIES: dict[str, Callable] = {
     "stop_id": consent_processing_stop,
     # suspected cases
     "flag_id": cases_flag,
-    # API keys
+    # API keys and webhook endpoints
     "key_id": lambda operator, admin_user: _api_key(operator, admin_user),
+    "endpoint_id": lambda operator, admin_user: _webhook_endpoint(operator, admin_user).pk,
+    ("delivery_id", "endpoint_id"): _webhook_delivery,
 }

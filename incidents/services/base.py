@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 
 from portal.alerts.models import Alert
+from portal.alerts.operator_webhooks import emit_operator_event as _emit_to_operator
 from portal.alerts.services import emit_event
 
 from ..models import Incident
@@ -27,4 +28,15 @@ def emit_incident_event(*, event_type: str, incident: Incident, payload: dict) -
         payload=payload,
         province=incident.operator.province,
         subject=incident,
+    )
+
+
+def emit_operator_event(*, event_type: str, incident: Incident, payload: dict) -> Alert | None:
+    """Send what BSSN did back to the organisation's own webhook endpoints (outbox row, same transaction).
+
+    Only for BSSN's doings and the deadlines' beat: the organisation's own actions are
+    never echoed back to it.
+    """
+    return _emit_to_operator(
+        event_type=event_type, operator=incident.operator, payload=payload, subject=incident
     )

@@ -5,12 +5,13 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import User
+from portal.alerts.models import OperatorEventType
 from portal.audit.services import record
 
-from .. import payloads
+from .. import payloads, webhook_payloads
 from ..models import REASON_ANSWERED, REASON_REQUESTED, Comment, CommentKind, Incident, Status
 from ..permissions import INTERNAL_NOTE, TRIAGE, require_perm, require_writer
-from .base import TransitionRefused, emit_incident_event, locked
+from .base import TransitionRefused, emit_incident_event, emit_operator_event, locked
 from .lifecycle import REQUEST_FROM, record_transition
 from .notify import mail_operator
 
@@ -104,8 +105,18 @@ def add_bssn_comment(
                 incident=incident,
                 payload=payloads.information_requested(incident, comment.created_at),
             )
+            emit_operator_event(
+                event_type=OperatorEventType.INFORMATION_REQUESTED,
+                incident=incident,
+                payload=webhook_payloads.information_requested(incident, comment),
+            )
             mail_operator(incident, "information_requested", {"comment": comment})
         elif kind == CommentKind.COMMENT:
+            emit_operator_event(
+                event_type=OperatorEventType.MESSAGE,
+                incident=incident,
+                payload=webhook_payloads.message(incident, comment),
+            )
             mail_operator(incident, "new_comment", {"comment": comment})
         # Internal notes: no e-mail, no event, never an operator page.
     return comment

@@ -8,13 +8,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import User
+from portal.alerts.models import OperatorEventType
 from portal.audit.services import record
 from portal.audit.updates import update_and_audit
 
-from .. import payloads
+from .. import payloads, webhook_payloads
 from ..models import CLOSING_STATUSES, Incident, Status, StatusChange
 from ..permissions import CLOSE, REOPEN, TRIAGE, require_perm
-from .base import TransitionRefused, emit_incident_event, locked
+from .base import TransitionRefused, emit_incident_event, emit_operator_event, locked
 from .notify import mail_operator
 
 _ACTIVE = (Status.SUBMITTED, Status.TRIAGE, Status.IN_PROGRESS, Status.AWAITING_OPERATOR)
@@ -69,6 +70,12 @@ def record_transition(
             event_type="incident.status_changed",
             incident=incident,
             payload=payloads.status_changed(incident, change),
+        )
+    if by_bssn:
+        emit_operator_event(
+            event_type=OperatorEventType.STATUS_CHANGED,
+            incident=incident,
+            payload=webhook_payloads.status_changed(incident, change),
         )
     return change
 

@@ -6,9 +6,11 @@ from datetime import datetime
 from django.db import models, transaction
 from django.utils import timezone
 
-from .. import payloads
+from portal.alerts.models import OperatorEventType
+
+from .. import payloads, webhook_payloads
 from ..models import CLOSING_STATUSES, Obligation
-from .base import emit_incident_event
+from .base import emit_incident_event, emit_operator_event
 from .notify import mail_bssn, mail_operator
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,13 @@ def send_reminder(*, obligation_id: int, now: datetime) -> bool:
         if not Obligation.objects.claim_reminder(obligation_id, now):
             return False
         obligation = Obligation.objects.select_related("rule", "incident__operator").get(pk=obligation_id)
-        mail_operator(obligation.incident, "deadline_reminder", {"obligation": obligation})
+        incident = obligation.incident
+        mail_operator(incident, "deadline_reminder", {"obligation": obligation})
+        emit_operator_event(
+            event_type=OperatorEventType.DEADLINE_REMINDER,
+            incident=incident,
+            payload=webhook_payloads.deadline_reminder(incident, obligation),
+        )
     return True
 
 
@@ -36,6 +44,11 @@ def send_overdue_notice(*, obligation_id: int, now: datetime) -> bool:
         obligation = Obligation.objects.select_related("rule", "incident__operator").get(pk=obligation_id)
         incident = obligation.incident
         mail_operator(incident, "deadline_missed", {"obligation": obligation})
+        emit_operator_event(
+            event_type=OperatorEventType.DEADLINE_OVERDUE,
+            incident=incident,
+            payload=webhook_payloads.deadline_overdue(incident, obligation),
+        )
         if not incident.is_draft:
             alert = emit_incident_event(
                 event_type="incident.deadline_missed",

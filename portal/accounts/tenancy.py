@@ -15,8 +15,9 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from .models import ALL_ROLES, Membership
+from .models import ALL_ROLES, Membership, Operator, User
 
 
 def operator_view(
@@ -77,3 +78,13 @@ def get_for_operator(model_or_queryset: type[Model] | QuerySet, operator, **look
         model_or_queryset._default_manager.all() if isinstance(model_or_queryset, type) else model_or_queryset
     )
     return get_object_or_404(queryset.filter(operator=operator), **lookup)
+
+
+def require_role(user: User, operator: Operator, roles: Iterable[str]) -> None:
+    """Raise PermissionDenied unless `user` holds one of `roles` in `operator` (BSSN staff never do).
+
+    For services an operator view calls: the view's decorator already checked, this
+    keeps the rule true for every other caller.
+    """
+    if user.is_staff or not Membership.objects.filter(user=user, operator=operator, role__in=roles).exists():
+        raise PermissionDenied(_("You are not allowed to do this."))

@@ -31,6 +31,8 @@ BACKLOG_CHOICES = [
 
 
 class ChannelForm(forms.ModelForm):
+    """An authority's channel (organisations manage their own endpoints in the portal)."""
+
     event_types = forms.MultipleChoiceField(
         label=_("event types"),
         choices=EventType.choices,
@@ -60,6 +62,11 @@ class ChannelForm(forms.ModelForm):
             "disabled_reason",
             "is_default",
         ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "authority" in self.fields:
+            self.fields["authority"].required = True
 
 
 class ChannelInline(admin.StackedInline):
@@ -115,14 +122,52 @@ def _show_secret_once(request, channel: Channel, secret: str) -> None:
     )
 
 
+class OwnerFilter(admin.SimpleListFilter):
+    """Authorities' channels, or organisations' own webhook endpoints."""
+
+    title = _("owner")
+    parameter_name = "owner"
+
+    def lookups(self, request, model_admin):
+        return [("authority", _("Authorities")), ("organisation", _("Organisations"))]
+
+    def queryset(self, request, queryset):
+        prefix = "channel__" if queryset.model is Delivery else ""
+        if self.value() == "authority":
+            return queryset.filter(**{f"{prefix}operator__isnull": True})
+        if self.value() == "organisation":
+            return queryset.filter(**{f"{prefix}operator__isnull": False})
+        return queryset
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
+    """Authorities' channels; organisations' own endpoints are listed read-only (they manage them)."""
+
     form = ChannelForm
-    list_display = ["authority", "kind", "address", "enabled", "is_default", "has_previous_secret"]
-    list_filter = ["kind", "enabled", "is_default", "authority"]
-    search_fields = ["authority__name", "email", "url"]
+    list_display = ["owner", "kind", "address", "enabled", "is_default", "has_previous_secret"]
+    list_filter = [OwnerFilter, "kind", "enabled", "is_default", "authority"]
+    search_fields = ["authority__name", "operator__name", "email", "url"]
     readonly_fields = ["previous_secret_expires_at", "held_count"]
     actions = ["send_test_alert", "rotate_secret", "enable_and_release", "enable_and_discard"]
+
+    @admin.display(description=_("owner"), ordering="authority__name")
+    def owner(self, obj: Channel) -> str:
+        return str(obj.authority) if obj.authority_id else f"{obj.operator} ({_('organisation')})"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("authority", "operator")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # An organisation's endpoint is its own: BSSN sees it, the organisation changes it.
+        if obj is not None and obj.owned_by_operator:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.owned_by_operator:
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description=_("alerts held"))
     def held_count(self, obj: Channel) -> int:
@@ -162,14 +207,16 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Enable and send the held alerts, oldest first"))
     def enable_and_release(self, request, queryset):
-        self._enable(request, list(queryset), release=True)
+        # The actions act on authorities' channels only, whatever else was ticked.
+        self._enable(request, list(queryset.of_authorities()), release=True)
 
     @admin.action(description=_("Enable and discard the held alerts"))
     def enable_and_discard(self, request, queryset):
-        self._enable(request, list(queryset), release=False)
+        self._enable(request, list(queryset.of_authorities()), release=False)
 
     @admin.action(description=_("Send a test alert"))
     def send_test_alert(self, request, queryset):
+        queryset = queryset.of_authorities()
         for channel in queryset:
             services.send_test_alert(channel=channel, actor=request.user, request=request)
         self.message_user(
@@ -182,7 +229,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Rotate the signing secret (the old one signs for a while longer)"))
     def rotate_secret(self, request, queryset):
-        for channel in queryset.filter(kind=ChannelKind.WEBHOOK):
+        for channel in queryset.of_authorities().filter(kind=ChannelKind.WEBHOOK):
             secret = services.rotate_secret(channel=channel, actor=request.user, request=request)
             _show_secret_once(request, channel, secret)
 
@@ -242,7 +289,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class ResendForm(forms.Form):
     channel = forms.ModelChoiceField(
         label=_("channel"),
-        queryset=Channel.objects.select_related("authority"),
+        queryset=Channel.objects.of_authorities().select_related("authority"),
         help_text=_("Any channel, whatever the routing rules say; a disabled one holds the alerts."),
     )
 
@@ -278,16 +325,18 @@ class AlertAdmin(ReadOnlyAdmin):
         form = ResendForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             channel = form.cleaned_data["channel"]
-            for alert in queryset:
+            # An organisation's own events never go to an authority.
+            alerts = list(queryset.to_authorities())
+            for alert in alerts:
                 services.resend_alert(alert=alert, channel=channel, actor=request.user, request=request)
             self.message_user(
                 request,
                 ngettext(
                     "%(n)d alert queued for %(channel)s.",
                     "%(n)d alerts queued for %(channel)s.",
-                    len(queryset),
+                    len(alerts),
                 )
-                % {"n": len(queryset), "channel": channel},
+                % {"n": len(alerts), "channel": channel},
             )
             return None
         context = {
@@ -317,7 +366,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "event_type",
-        "authority",
+        "recipient",
         "kind",
         "address",
         "status",
@@ -325,8 +374,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "next_attempt_at",
         "last_error",
     ]
-    list_filter = ["status", "kind", "authority", "alert__event_type"]
-    search_fields = ["address", "authority__name", "alert__uuid"]
+    list_filter = ["status", OwnerFilter, "kind", "authority", "alert__event_type"]
+    search_fields = ["address", "authority__name", "alert__operator__name", "alert__uuid"]
     inlines = [AttemptInline]
     actions = ["retry", "resend"]
     fields = [
@@ -349,8 +398,15 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def event_type(self, obj: Delivery) -> str:
         return obj.alert.get_event_type_display()
 
+    @admin.display(description=_("recipient"))
+    def recipient(self, obj: Delivery) -> str:
+        """The authority, or the organisation whose own endpoint it is."""
+        if obj.authority_id:
+            return str(obj.authority)
+        return f"{obj.alert.operator} ({_('organisation')})"
+
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("alert", "authority")
+        return super().get_queryset(request).select_related("alert__operator", "authority")
 
     def has_change_permission(self, request, obj=None) -> bool:
         # The retry action needs "change"; the form itself stays read-only.

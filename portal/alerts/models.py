@@ -42,6 +42,27 @@ class EventType(models.TextChoices):
 EVENT_TYPES = frozenset(EventType.values)
 
 
+class OperatorEventType(models.TextChoices):
+    """Events an organisation's own webhook endpoints receive about its own incidents.
+
+    Their own family: these documents differ from the authorities' (they carry BSSN's
+    message text and the API address), so they never share a name with an authority
+    alert, and routing rules (EventPattern) cannot name them.
+    """
+
+    STATUS_CHANGED = "operator.incident.status_changed", _("BSSN changed the status")
+    MESSAGE = "operator.incident.message", _("Message from BSSN")
+    INFORMATION_REQUESTED = "operator.incident.information_requested", _("BSSN asks for information")
+    DEADLINE_REMINDER = "operator.incident.deadline_reminder", _("Deadline reminder")
+    DEADLINE_OVERDUE = "operator.incident.deadline_overdue", _("Deadline passed")
+    TEST_PING = "operator.test.ping", _("Test event")
+
+
+OPERATOR_EVENT_TYPES = frozenset(OperatorEventType.values)
+# What an endpoint can subscribe to (a test event goes to the one endpoint it is sent to).
+OPERATOR_SUBSCRIBABLE = [c for c in OperatorEventType.choices if c[0] != OperatorEventType.TEST_PING]
+
+
 class EventPattern(models.TextChoices):
     """What a routing rule matches: one event type, a family of them, or everything."""
 
@@ -119,10 +140,34 @@ def new_webhook_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class Channel(models.Model):
-    """One way to reach an authority: an e-mail address or a webhook endpoint."""
+class ChannelQuerySet(models.QuerySet):
+    def for_operator(self, operator: Operator) -> "ChannelQuerySet":
+        """The organisation's own webhook endpoints."""
+        return self.filter(operator=operator)
 
-    authority = models.ForeignKey(Authority, on_delete=models.CASCADE, related_name="channels")
+    def of_authorities(self) -> "ChannelQuerySet":
+        return self.filter(operator__isnull=True)
+
+
+class Channel(models.Model):
+    """One way to reach a recipient: an authority's e-mail address or webhook endpoint, or
+    an organisation's own webhook endpoint (docs/decisions/0014-operator-webhooks.md).
+
+    Exactly one owner: `authority` (routed by rules) or `operator` (receives only the
+    operator events about its own incidents, never a routed alert).
+    """
+
+    authority = models.ForeignKey(
+        Authority, on_delete=models.CASCADE, related_name="channels", null=True, blank=True
+    )
+    operator = models.ForeignKey(
+        Operator,
+        on_delete=models.PROTECT,
+        related_name="webhook_endpoints",
+        null=True,
+        blank=True,
+        verbose_name=_("organisation"),
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=ChannelKind.choices)
     name = models.CharField(_("name"), max_length=100, blank=True)
     email = models.EmailField(_("e-mail address"), blank=True)
@@ -149,6 +194,8 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ChannelQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("channel")
         verbose_name_plural = _("channels")
@@ -161,9 +208,17 @@ class Channel(models.Model):
                 condition=Q(kind="email", url="") & ~Q(email="") | Q(kind="webhook", email="") & ~Q(url=""),
                 name="alerts_channel_address_matches_kind",
             ),
+            # An authority's channel, or an organisation's own webhook endpoint (never BSSN's default).
+            models.CheckConstraint(
+                condition=Q(authority__isnull=False, operator__isnull=True)
+                | Q(authority__isnull=True, operator__isnull=False, kind="webhook", is_default=False),
+                name="alerts_channel_one_owner",
+            ),
         ]
 
     def __str__(self) -> str:
+        if self.operator_id is not None:
+            return f"{self.operator} · {self.name or self.url}"
         return f"{self.authority} · {self.get_kind_display()} {self.address}"
 
     @property
@@ -173,6 +228,11 @@ class Channel(models.Model):
     @property
     def is_webhook(self) -> bool:
         return self.kind == ChannelKind.WEBHOOK
+
+    @property
+    def owned_by_operator(self) -> bool:
+        """Whether this is an organisation's own endpoint (not an authority's channel)."""
+        return self.operator_id is not None
 
     def clean(self) -> None:
         """Check that the address matches the kind and that a webhook URL is safe to call."""
@@ -190,11 +250,16 @@ class Channel(models.Model):
                     resolve(self.url)
                 except UnsafeURL as exc:
                     errors["url"] = str(exc)
-        unknown = [e for e in self.event_types or [] if e not in EVENT_TYPES]
+        # Each owner subscribes to its own family only: an authority's channel never
+        # lists an organisation's events, nor an organisation's endpoint an authority alert.
+        known = OPERATOR_EVENT_TYPES if self.operator_id is not None else EVENT_TYPES
+        unknown = [e for e in self.event_types or [] if e not in known]
         if not isinstance(self.event_types, list) or unknown:
             errors["event_types"] = _("Unknown event types: %(types)s") % {
                 "types": ", ".join(map(str, unknown))
             }
+        elif self.operator_id is not None and not self.event_types:
+            errors["event_types"] = _("Choose at least one event.")
         if errors:
             raise ValidationError(errors)
 
@@ -254,12 +319,18 @@ class AlertQuerySet(models.QuerySet):
     def for_operator(self, operator: Operator) -> "AlertQuerySet":
         return self.filter(operator=operator)
 
+    def to_authorities(self) -> "AlertQuerySet":
+        """Alerts for authorities, without the events sent to organisations' own endpoints."""
+        return self.exclude(event_type__in=OPERATOR_EVENT_TYPES)
+
 
 class Alert(models.Model):
     """The outbox row: one event, written in the event's own transaction."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    event_type = models.CharField(_("event"), max_length=40, choices=EventType.choices)
+    event_type = models.CharField(
+        _("event"), max_length=40, choices=EventType.choices + OperatorEventType.choices
+    )
     # No index of their own: the composite indexes below lead with these columns.
     operator = models.ForeignKey(
         Operator, on_delete=models.PROTECT, related_name="alerts", null=True, blank=True, db_index=False
@@ -336,7 +407,7 @@ class Alert(models.Model):
         digest = hashlib.sha256(self.body.encode()).hexdigest()
         return [
             {
-                "authority": d.authority.code,
+                "authority": d.authority.code if d.authority_id else None,
                 "channel": d.channel_id,
                 "kind": d.kind,
                 "address": d.address,
@@ -390,7 +461,10 @@ class Delivery(models.Model):
     # Indexed by the (alert, channel) constraint, which leads with it.
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="deliveries")
-    authority = models.ForeignKey(Authority, on_delete=models.PROTECT, related_name="deliveries")
+    # Null for a delivery to an organisation's own endpoint (its alert's operator owns it).
+    authority = models.ForeignKey(
+        Authority, on_delete=models.PROTECT, related_name="deliveries", null=True, blank=True
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=ChannelKind.choices)
     # The recipient address at the time the alert was written (the channel may change later).
     address = models.CharField(_("address"), max_length=500)
@@ -496,6 +570,7 @@ NOTICE_TEMPLATE_LABELS = {
     "incidents/bssn_new_incident": _("New incident (to BSSN)"),
     "incidents/bssn_deadline_missed": _("Deadline missed (to BSSN)"),
     "alerts/channel_disabled": _("Alert channel disabled (to BSSN)"),
+    "alerts/endpoint_disabled": _("Webhook endpoint disabled (to the organisation)"),
 }
 
 

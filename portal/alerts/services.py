@@ -36,14 +36,18 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from portal.accounts.models import ADMIN_ROLES, User
 from portal.audit.services import record
 
 from . import disclosure, lease, outbox, store
 from .emails import plain_email
 from .models import (
     EVENT_TYPES,
+    OPERATOR_EVENT_TYPES,
     Alert,
     Attempt,
     AttemptOutcome,
@@ -164,7 +168,9 @@ def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool =
 
 
 def send_test_alert(*, channel: Channel, actor=None, request=None) -> Alert:
-    """Send a `test.ping` alert to one channel, whatever the routing rules say."""
+    """Send a `test.ping` alert to one authority channel, whatever the routing rules say."""
+    if channel.owned_by_operator:
+        raise ValueError("an organisation's endpoint is tested with operator_webhooks.endpoint_send_test")
     with transaction.atomic():
         alert = Alert(
             event_type=EventType.TEST_PING,
@@ -393,17 +399,17 @@ def _record_outcome(delivery, token, started_at, latency_ms, result, error) -> f
         )
         if disable and still_ours:
             _disable_channel(delivery.channel, reason=error.message)
-            _notify_bssn_channel_disabled(delivery)
+            _notify_channel_disabled(delivery)
     if error is not None:
         logger.info("delivery %s attempt %s failed: %s", delivery.pk, number, error.message)
     return retry_in if still_ours else None
 
 
-def _disable_channel(channel: Channel, *, reason: str) -> None:
-    """Disable a channel (audited) and hold what is waiting for it."""
+def _disable_channel(channel: Channel, *, reason: str, actor=None, request=None) -> bool:
+    """Disable a channel (audited) and hold what is waiting for it; return whether it was enabled."""
     with transaction.atomic():
         updated = Channel.objects.filter(pk=channel.pk, enabled=True).update(
-            enabled=False, disabled_reason=reason[:200]
+            enabled=False, disabled_reason=reason[:200], updated_at=timezone.now()
         )
         if updated:
             Delivery.objects.filter(channel_id=channel.pk, status=DeliveryStatus.PENDING).update(
@@ -411,9 +417,46 @@ def _disable_channel(channel: Channel, *, reason: str) -> None:
             )
             record(
                 action="alerts.channel_disabled",
+                actor=actor,
+                operator=_owner(channel),
                 target=channel,
                 changes={"enabled": {"old": True, "new": False}, "reason": reason[:200]},
+                request=request,
             )
+    return bool(updated)
+
+
+def _owner(channel: Channel):
+    """Return the organisation owning `channel` (its audit events are in that organisation's log), or None."""
+    return channel.operator if channel.operator_id is not None else None
+
+
+def _notify_channel_disabled(delivery: Delivery) -> None:
+    """Tell who looks after the endpoint that it was disabled: its organisation's admins, or BSSN."""
+    channel = delivery.channel
+    if channel.operator_id is not None:
+        _notify_operator_endpoint_disabled(channel)
+    else:
+        _notify_bssn_channel_disabled(delivery)
+
+
+def _notify_operator_endpoint_disabled(channel: Channel) -> None:
+    """E-mail the organisation's admins, each in their language (outbox: sent after commit)."""
+    operator = channel.operator
+    admins = User.objects.filter(
+        is_active=True, memberships__operator=operator, memberships__role__in=ADMIN_ROLES
+    ).order_by("email")
+    url = settings.SITE_URL.rstrip("/") + reverse(
+        "webhooks:detail", kwargs={"operator_slug": operator.slug, "endpoint_id": channel.pk}
+    )
+    for user in admins:
+        message = plain_email(
+            to=[user.email],
+            template="alerts/email/endpoint_disabled",
+            context={"channel": channel, "operator": operator, "recipient": user, "url": url},
+            language=user.language or None,
+        )
+        queue_email(message, template="alerts/endpoint_disabled", operator=operator)
 
 
 def _notify_bssn_channel_disabled(delivery: Delivery) -> None:
@@ -443,8 +486,16 @@ def resend_alert(*, alert: Alert, channel: Channel, actor=None, request=None) ->
 
     The alert's delivery to that channel is created if there is none, else queued
     again with the channel's current address; one being sent right now is left alone.
-    To a disabled channel it is held, like everything else for that channel.
+    To a disabled channel it is held, like everything else for that channel. An
+    authority's alert goes to authorities' channels only, and an organisation's event
+    to that organisation's own endpoints only.
     """
+    if alert.event_type in OPERATOR_EVENT_TYPES:
+        allowed = channel.operator_id is not None and channel.operator_id == alert.operator_id
+    else:
+        allowed = channel.operator_id is None
+    if not allowed:
+        raise ValidationError(_("This alert cannot be sent to that channel."))
     status = DeliveryStatus.PENDING if channel.enabled else DeliveryStatus.HELD
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().filter(alert=alert, channel=channel).first()
@@ -499,6 +550,7 @@ def enable_channel(*, channel: Channel, release: bool, actor=None, request=None)
         record(
             action="alerts.channel_enable",
             actor=actor,
+            operator=_owner(channel),
             target=channel,
             request=request,
             changes={
@@ -551,6 +603,7 @@ def rotate_secret(*, channel: Channel, actor=None, request=None, overlap: timede
         record(
             action="alerts.secret_rotate",
             actor=actor,
+            operator=_owner(channel),
             target=channel,
             request=request,
             changes={"overlap_hours": overlap.total_seconds() / 3600},

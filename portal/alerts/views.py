@@ -19,9 +19,14 @@ PAGE_SIZE = 25
 @operator_view
 def alert_list(request):
     form = AlertFilterForm(request.GET or None)
-    alerts = Alert.objects.for_operator(request.operator).prefetch_related(
-        Prefetch(
-            "deliveries", queryset=Delivery.objects.select_related("authority").order_by("authority__name")
+    alerts = (
+        Alert.objects.for_operator(request.operator)
+        .to_authorities()
+        .prefetch_related(
+            Prefetch(
+                "deliveries",
+                queryset=Delivery.objects.select_related("authority").order_by("authority__name"),
+            )
         )
     )
     if form.is_valid() and form.cleaned_data["event_type"]:
@@ -70,6 +75,7 @@ def dashboard_panel(request):
     since = timezone.now() - timedelta(days=30)
     counts = (
         Alert.objects.for_operator(operator)
+        .to_authorities()
         .filter(created_at__gte=since)
         .aggregate(
             total=Count("pk"),

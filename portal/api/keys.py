@@ -3,13 +3,14 @@
 import secrets
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import ADMIN_ROLES, Membership, Operator, Role, Sector, User
+from portal.accounts.tenancy import require_role
 from portal.audit.services import client_ip, record
 
 from .models import WRITE_SCOPES, ApiKey, Scope
@@ -18,11 +19,7 @@ KEY_PREFIX = "pik_"
 
 
 def _require_admin(actor: User, operator: Operator) -> None:
-    if (
-        actor.is_staff
-        or not Membership.objects.filter(user=actor, operator=operator, role__in=ADMIN_ROLES).exists()
-    ):
-        raise PermissionDenied(_("You are not allowed to do this."))
+    require_role(actor, operator, ADMIN_ROLES)
 
 
 def api_key_create(

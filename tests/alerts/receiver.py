@@ -84,6 +84,12 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def accepted(self) -> list[Received]:
         with self.lock:
             return [r for r in self.received if 200 <= r.status < 300]

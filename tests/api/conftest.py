@@ -95,3 +95,12 @@ def cases_seeded(db):
 
     seed_case_definitions()
     seed_authorities()
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook receiver (tests/alerts/receiver.py) for the organisation's endpoints."""
+    from tests.alerts.receiver import Receiver
+
+    with Receiver() as r:
+        yield r
