@@ -336,7 +336,8 @@ def main() -> int:
     )
     print(
         f"import    peak memory (sum of RSS, tree)   : {peak_mb:>10,.0f} MB  target < {TARGET_PEAK_MB}: "
-        f"{verdict(peak_mb < TARGET_PEAK_MB)} (importer {main_mb:,.0f} MB, workers {peak_mb - main_mb:,.0f} MB)"
+        f"{verdict(peak_mb < TARGET_PEAK_MB)} "
+        f"(importer {main_mb:,.0f} MB, workers {peak_mb - main_mb:,.0f} MB)"
     )
     print(
         f"re-import of the same file                 : recognised in {again:.1f} s, events still {imported:,}"
