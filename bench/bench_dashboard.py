@@ -166,6 +166,8 @@ def pages() -> list[tuple[str, str, str, float | None]]:
             f"/o/{big}/incidents/?category=ransomware&page=3",
             LIST_TARGET_MS,
         ),
+        # The organisation's own dashboard (its trends and deadline record): no target in issue 17.
+        ("operator dashboard (trends)", "operator", f"/o/{big}/", None),
         ("observables changelist", "staff", "/admin/incidents/observable/", LIST_TARGET_MS),
         ("observables: page 3", "staff", "/admin/incidents/observable/?p=3", LIST_TARGET_MS),
         (
