@@ -166,6 +166,8 @@ class Panel:
         """Return the table's rows as HTML (a template loop took seconds over thousands of rows)."""
 
         def cell(value) -> str:
+            if type(value) is int:  # most cells: nothing to escape or localise
+                return str(value)
             return escape(str(localize(value) if isinstance(value, float) else value))
 
         rows = (

@@ -244,7 +244,9 @@ class Incident(models.Model):
             ),
             # The BSSN changelist: ORDER BY submitted_at DESC, id DESC, optionally by status.
             models.Index(fields=["-submitted_at", "-id"], name="incident_submitted"),
-            models.Index(fields=["status", "-submitted_at"], name="incident_status_submitted"),
+            # ... filtered by status, and sorted by it either way (newest first within a status).
+            models.Index(fields=["status", "-submitted_at", "-id"], name="incident_status"),
+            models.Index(fields=["-status", "-submitted_at", "-id"], name="incident_status_desc"),
             # The "overdue" filters (WHERE next_due_at <= now) and the changelist sorted by the
             # next deadline, soonest first (descending: migration 0009, PostgreSQL only).
             models.Index(fields=["next_due_at", "-submitted_at", "-id"], name="incident_deadline"),

@@ -199,5 +199,17 @@ class Migration(migrations.Migration):
             model_name='deliverydaysummary',
             index=models.Index(fields=['sector', 'province', 'day', 'status', 'authority', 'deliveries'], name='summary_delivery_day'),
         ),
+        migrations.RemoveIndex(
+            model_name='incident',
+            name='incident_status_submitted',
+        ),
+        migrations.AddIndex(
+            model_name='incident',
+            index=models.Index(fields=['status', '-submitted_at', '-id'], name='incident_status'),
+        ),
+        migrations.AddIndex(
+            model_name='incident',
+            index=models.Index(fields=['-status', '-submitted_at', '-id'], name='incident_status_desc'),
+        ),
         migrations.RunPython(create_deadline_desc, drop_deadline_desc, elidable=False),
     ]
