@@ -3,6 +3,16 @@
 from urllib.parse import urlparse
 
 
+def _bench_name_and_admin_url(url: str) -> tuple[str, str]:
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    if not name.startswith("portal_bench"):
+        raise SystemExit(
+            f"refusing to drop {name!r}: the benchmark database's name must start with portal_bench"
+        )
+    return name, parsed._replace(path="/postgres").geturl()
+
+
 def recreate_database(url: str) -> None:
     """Start from an empty database of the benchmark's own: every run measures the same thing.
 
@@ -11,13 +21,16 @@ def recreate_database(url: str) -> None:
     """
     import psycopg
 
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    if not name.startswith("portal_bench"):
-        raise SystemExit(
-            f"refusing to drop {name!r}: the benchmark database's name must start with portal_bench"
-        )
-    admin = parsed._replace(path="/postgres").geturl()
+    name, admin = _bench_name_and_admin_url(url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    """Drop the benchmark's database (a large one is not worth keeping on a shared disk)."""
+    import psycopg
+
+    name, admin = _bench_name_and_admin_url(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,30 +3,26 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from portal.admin_counts import CappedCountAdminMixin, CappedCountPaginator
 from portal.audit.services import record
 
 from . import services
 from .models import Incident, Observable
-from .observables import guess_kind, normalise
+from .observables import ObservableKind, guess_kind, normalise
 
 
-class CappedCountPaginator(Paginator):
-    """Count at most CAP rows: a page of millions of indicators needs no exact total."""
+class IndicatorCountPaginator(CappedCountPaginator):
+    """Count at most 1,000 indicators: past that a person searches or filters (20 pages of 50)."""
 
-    CAP = 10_000
+    cap = 1000
 
-    @cached_property
-    def count(self) -> int:
-        return self.object_list[: self.CAP].count()
+
+SHARED_CAP = 250  # each row of the "shared" list is checked against 5 million: count five pages
 
 
 class SharedFilter(admin.SimpleListFilter):
@@ -39,11 +35,7 @@ class SharedFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() != "operators":
             return queryset
-        since = timezone.now() - services.observables.CORRELATION_WINDOW
-        elsewhere = Observable.objects.filter(
-            kind=OuterRef("kind"), value=OuterRef("value"), created_at__gte=since
-        ).exclude(operator_id=OuterRef("operator_id"))
-        return queryset.filter(created_at__gte=since).filter(Exists(elsewhere))
+        return services.observables.shared_in_window(queryset)
 
 
 class ObservableAdminForm(forms.ModelForm):
@@ -73,7 +65,7 @@ class ObservableAdminForm(forms.ModelForm):
 
 
 @admin.register(Observable)
-class ObservableAdmin(admin.ModelAdmin):
+class ObservableAdmin(CappedCountAdminMixin, admin.ModelAdmin):
     form = ObservableAdminForm
     list_display = ["value", "kind", "tlp", "incident_link", "operator", "added_by_bssn", "created_at"]
     list_filter = [SharedFilter, "kind", "tlp", "added_by_bssn"]
@@ -81,12 +73,18 @@ class ObservableAdmin(admin.ModelAdmin):
     search_fields = ["=value"]
     search_help_text = _("An exact indicator; it is normalised as when it was added.")
     raw_id_fields = ["incident"]
-    show_full_result_count = False
-    paginator = CappedCountPaginator
+    paginator = IndicatorCountPaginator
+    list_per_page = 50
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).exclude(incident__status="draft")
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if request.GET.get(SharedFilter.parameter_name) and paginator.cap is not None:
+            paginator.cap = SHARED_CAP
+        return paginator
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -116,7 +114,8 @@ class ObservableAdmin(admin.ModelAdmin):
             value = normalise(guess_kind(term), term)
         except ValidationError:
             value = term
-        return queryset.filter(value__in={term, value}), False
+        # Every kind named, so the (kind, value) index answers: the value alone has none.
+        return queryset.filter(kind__in=ObservableKind.values, value__in={term, value}), False
 
     def has_delete_permission(self, request, obj=None):
         return False  # an indicator stays with the case; its TLP can be tightened instead

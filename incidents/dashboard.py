@@ -3,34 +3,56 @@
 Each panel is a small table of numbers (columns and rows) computed by one grouped query;
 the page draws it as a server-rendered SVG chart (no script; colours come from CSS
 classes, as the strict CSP wants) and shows the same numbers as an accessible table,
-downloadable as CSV or XLSX.
+downloadable as CSV or XLSX. On a large database the panels read the summary tables
+that beat refreshes (incidents/summaries.py) and say how fresh they are; open incidents
+are always counted live.
 """
 
 import csv
+import functools
 import io
 import math
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from html import escape
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db import connection
-from django.db.models import Count, F, Min, Q
+from django.db import connection, models
+from django.db.models import Case, Count, F, Min, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.formats import localize
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from portal.accounts.models import Sector
 from portal.regions import Province
 from portal.spreadsheets import csv_cell
+from portal.timefmt import format_zoned
 
-from .models import CLOSING_STATUSES, Category, Incident, Obligation, Severity, Status
+from . import summaries
+from .models import (
+    OPEN_STATUSES,
+    CaseDaySummary,
+    Category,
+    DashboardRefresh,
+    DeadlineDaySummary,
+    DeliveryDaySummary,
+    DeliveryLatencyDaySummary,
+    DurationMonthSummary,
+    Incident,
+    IncidentDaySummary,
+    Obligation,
+    Severity,
+)
+from .summaries import percentile
 
 DASHBOARD_PERM = "incidents.view_incident"
 DEFAULT_WEEKS = 26
@@ -75,9 +97,11 @@ class Filters:
     until: datetime
     sector: str = ""
     province: str = ""
+    # Read the summary tables (as of this refresh) rather than the live tables; None: live.
+    summary: DashboardRefresh | None = None
 
     @classmethod
-    def from_form(cls, form: DashboardFilterForm) -> "Filters":
+    def from_form(cls, form: DashboardFilterForm, *, summary: DashboardRefresh | None = None) -> "Filters":
         data = form.cleaned_data
         zone = timezone.get_current_timezone()
         return cls(
@@ -85,6 +109,7 @@ class Filters:
             until=datetime.combine(data["until"] + timedelta(days=1), time.min, tzinfo=zone),
             sector=data["sector"],
             province=data["province"],
+            summary=summary,
         )
 
     def operators(self, prefix: str) -> Q:
@@ -95,6 +120,26 @@ class Filters:
         if self.province:
             q &= Q(**{f"{prefix}province": self.province})
         return q
+
+    def days(self) -> tuple[date, date]:
+        """Return the period as days in the summaries' zone: the first, and the one after the last."""
+        zone = summaries.zone()
+        return timezone.localtime(self.since, zone).date(), timezone.localtime(self.until, zone).date()
+
+    def summary_rows(self, model, *, by_sector: bool = False, by_province: bool = False) -> QuerySet:
+        """Return `model`'s rows of the period and filters, by sector or by province if asked."""
+        first, after = self.days()
+        rows = model.objects.filter(day__gte=first, day__lt=after)
+        return summaries.level(
+            rows, sector=self.sector, province=self.province, by_sector=by_sector, by_province=by_province
+        )
+
+    def whole_months(self) -> "Filters":
+        """Return these filters stretched to the whole months the period touches."""
+        since = self.since.replace(day=1)
+        last = self.until - timedelta(days=1)
+        until = (last.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return replace(self, since=since, until=until)
 
 
 @dataclass
@@ -108,6 +153,33 @@ class Panel:
     categories: list[str] = field(default_factory=list)
     series: dict[str, list[float]] = field(default_factory=dict)
     unit: str = ""
+    # The delivery panel's slowest day (95th percentile from commit to receipt) and dead letters.
+    p95_seconds: float | None = None
+    p95_day: str = ""
+    dead_by_authority: list = field(default_factory=list)
+    # When the figures were computed: live now, or at the summaries' last refresh.
+    as_of: datetime | None = None
+    live: bool = True
+
+    @property
+    def table_body(self) -> str:
+        """Return the table's rows as HTML (a template loop took seconds over thousands of rows)."""
+
+        def cell(value) -> str:
+            if type(value) is int:  # most cells: nothing to escape or localise
+                return str(value)
+            return escape(str(localize(value) if isinstance(value, float) else value))
+
+        rows = (
+            f'<tr><th scope="row">{cell(row[0])}</th>{"".join(f"<td>{cell(c)}</td>" for c in row[1:])}</tr>'
+            for row in self.rows
+        )
+        # Every cell is escaped above.
+        return mark_safe("".join(rows))  # noqa: S308  # nosec B308 B703
+
+    @property
+    def as_of_display(self) -> str:
+        return format_zoned(self.as_of, summaries.zone())
 
     @property
     def svg(self) -> str:
@@ -141,89 +213,80 @@ def stacked_bars_svg(
     plot_w, plot_h = CHART_W - PAD_L - 8, CHART_H - PAD_B - PAD_T
     slot = plot_w / max(len(categories), 1)
     bar_w = max(slot * 0.7, 1)
+    # Built with f-strings and html.escape (every text escaped here): format_html per
+    # rectangle took most of a second for a three-year chart of days.
     parts = []
     for tick in range(5):
         y = PAD_T + plot_h - plot_h * tick / 4
         parts.append(
-            format_html(
-                '<line class="chart-grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
-                '<text class="chart-axis" x="{}" y="{}" text-anchor="end">{}</text>',
-                PAD_L,
-                CHART_W - 8,
-                f"{y:.1f}",
-                f"{y:.1f}",
-                PAD_L - 4,
-                f"{y + 4:.1f}",
-                f"{top * tick / 4:g}",
-            )
+            f'<line class="chart-grid" x1="{PAD_L}" x2="{CHART_W - 8}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="chart-axis" x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{top * tick / 4:g}</text>"
         )
     label_every = max(1, math.ceil(len(categories) / 12))
+    names = [(n % 10, escape(str(name))) for n, name in enumerate(series)]
+    columns = list(series.values())
+    unit = escape(unit)
     for i, label in enumerate(categories):
+        label = escape(str(label))
         x = PAD_L + slot * i + (slot - bar_w) / 2
         base = PAD_T + plot_h
-        for n, (name, values) in enumerate(series.items()):
+        for (n, name), values in zip(names, columns, strict=True):
             value = values[i]
             if not value:
                 continue
             height = plot_h * value / top
             base -= height
             parts.append(
-                format_html(
-                    '<rect class="chart-s{}" x="{}" y="{}" width="{}" height="{}">'
-                    "<title>{} · {}: {}{}</title></rect>",
-                    n % 10,
-                    f"{x:.1f}",
-                    f"{base:.1f}",
-                    f"{bar_w:.1f}",
-                    f"{height:.1f}",
-                    label,
-                    name,
-                    f"{value:g}",
-                    unit,
-                )
+                f'<rect class="chart-s{n}" x="{x:.1f}" y="{base:.1f}" '
+                f'width="{bar_w:.1f}" height="{height:.1f}">'
+                f"<title>{label} · {name}: {value:g}{unit}</title></rect>"
             )
         if i % label_every == 0:
             parts.append(
-                format_html(
-                    '<text class="chart-axis" x="{}" y="{}" text-anchor="middle">{}</text>',
-                    f"{x + bar_w / 2:.1f}",
-                    CHART_H - PAD_B + 14,
-                    label,
-                )
+                f'<text class="chart-axis" x="{x + bar_w / 2:.1f}" y="{CHART_H - PAD_B + 14}" '
+                f'text-anchor="middle">{label}</text>'
             )
-    return format_html(
-        '<svg class="chart" viewBox="0 0 {} {}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">'
-        "{}</svg>",
-        CHART_W,
-        CHART_H,
-        title,
-        format_html_join("", "{}", ((part,) for part in parts)),
+    # Every text above is escaped.
+    return mark_safe(  # noqa: S308  # nosec B308 B703
+        f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" role="img" aria-label="{escape(str(title))}" '
+        f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
     )
 
 
 # --- Panels -----------------------------------------------------------------------------------
 
 
-def _label(choices, value) -> str:
-    return str(dict(choices).get(value, value or "—"))
+@functools.cache
+def _cached_labels(choices: type[models.Choices], language: str | None) -> dict:
+    return {value: str(label) for value, label in choices.choices}
+
+
+def _labels(choices: type[models.Choices]):
+    """Return a function giving a value's label in the reader's language (tables ask thousands of times)."""
+    labels = _cached_labels(choices, get_language())
+    return lambda value: labels.get(value, value or "—")
+
+
+def _label(choices: type[models.Choices], value) -> str:
+    return _labels(choices)(value)
 
 
 def _pivot(key: str, title: str, rows, *, x: str, group: str, choices, x_format) -> Panel:
     """Turn grouped rows {x, group, n} into a stacked panel with one series per group."""
+    label = _labels(choices)
     xs = sorted({r[x] for r in rows if r[x] is not None})
     groups = sorted({r[group] for r in rows})
     index = {value: i for i, value in enumerate(xs)}
-    series = {_label(choices, g): [0] * len(xs) for g in groups}
+    series = {label(g): [0] * len(xs) for g in groups}
     for r in rows:
         if r[x] is not None:
-            series[_label(choices, r[group])][index[r[x]]] += r["n"]
-    table = [
-        [x_format(value), *(series[_label(choices, g)][i] for g in groups)] for i, value in enumerate(xs)
-    ]
+            series[label(r[group])][index[r[x]]] += r["n"]
+    table = [[x_format(value), *(series[label(g)][i] for g in groups)] for i, value in enumerate(xs)]
     return Panel(
         key=key,
         title=title,
-        columns=[_("Period"), *(_label(choices, g) for g in groups)],
+        columns=[_("Period"), *(label(g) for g in groups)],
         rows=table,
         categories=[x_format(value) for value in xs],
         series=series,
@@ -245,46 +308,56 @@ def _incidents(filters: Filters):
 
 
 def incidents_per_week(filters: Filters, *, by: str) -> Panel:
-    column, choices = (
-        ("operator__sector", Sector.choices) if by == "sector" else ("category", Category.choices)
-    )
-    rows = (
-        _incidents(filters)
-        .annotate(week=TruncWeek("submitted_at"))
-        .values("week", column)
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    rows = [{"week": r["week"], "group": r[column], "n": r["n"]} for r in rows]
+    column, choices = ("operator__sector", Sector) if by == "sector" else ("category", Category)
+    if filters.summary:
+        group = "sector" if by == "sector" else "category"
+        rows = (
+            filters.summary_rows(IncidentDaySummary, by_sector=by == "sector")
+            .annotate(week=TruncWeek("day"))
+            .values("week", group)
+            .annotate(n=Sum("incidents"))
+            .order_by()
+        )
+        rows = [{"week": r["week"], "group": r[group], "n": r["n"]} for r in rows]
+    else:
+        rows = (
+            _incidents(filters)
+            .annotate(week=TruncWeek("submitted_at"))
+            .values("week", column)
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        rows = [{"week": r["week"], "group": r[column], "n": r["n"]} for r in rows]
     title = _("Incidents per week by sector") if by == "sector" else _("Incidents per week by category")
     return _pivot(f"weekly_{by}", title, rows, x="week", group="group", choices=choices, x_format=_week)
 
 
 def open_by_severity_and_age(filters: Filters, *, now=None) -> Panel:
+    """Count open incidents by severity and age, live (an index holds the open ones only)."""
     now = now or timezone.now()
-    open_incidents = (
-        Incident.objects.reported()
-        .filter(filters.operators("operator__"))
-        .exclude(status__in=[*CLOSING_STATUSES, Status.RESOLVED])
+    labels = [label for _days, label in AGE_BUCKETS]
+    bucket = Case(
+        *(
+            When(submitted_at__gt=now - timedelta(days=days), then=Value(label))
+            for days, label in AGE_BUCKETS
+            if days is not None
+        ),
+        default=Value(labels[-1]),
+    )
+    rows = (
+        Incident.objects.filter(filters.operators("operator__"), status__in=OPEN_STATUSES)
+        .annotate(bucket=bucket)
+        .values("bucket", "bssn_severity", "severity")
+        .annotate(n=Count("*"))  # not the id: the index incident_open holds every column read
+        .order_by()
     )
     counts = {}
-    lower = None
-    for days, label in AGE_BUCKETS:
-        bucket = open_incidents
-        if days is not None:
-            bucket = bucket.filter(submitted_at__gt=now - timedelta(days=days))
-        if lower is not None:
-            bucket = bucket.filter(submitted_at__lte=now - timedelta(days=lower))
-        lower = days
-        for row in bucket.values("bssn_severity", "severity").annotate(n=Count("pk")).order_by():
-            severity = row["bssn_severity"] or row["severity"] or ""
-            counts[(label, severity)] = counts.get((label, severity), 0) + row["n"]
+    for row in rows:
+        severity = row["bssn_severity"] or row["severity"] or ""
+        counts[(row["bucket"], severity)] = counts.get((row["bucket"], severity), 0) + row["n"]
     severities = [*Severity.values, ""]
-    labels = [label for _days, label in AGE_BUCKETS]
     series = {
-        _label(Severity.choices, s) if s else _("Not assessed"): [
-            counts.get((label, s), 0) for label in labels
-        ]
+        _label(Severity, s) if s else _("Not assessed"): [counts.get((label, s), 0) for label in labels]
         for s in severities
     }
     rows = [[label, *(values[i] for values in series.values())] for i, label in enumerate(labels)]
@@ -296,15 +369,6 @@ def open_by_severity_and_age(filters: Filters, *, now=None) -> Panel:
         categories=labels,
         series=series,
     )
-
-
-def _percentile(values: list[float], p: float) -> float:
-    if not values:
-        return 0
-    values = sorted(values)
-    k = (len(values) - 1) * p
-    f, c = math.floor(k), math.ceil(k)
-    return values[f] + (values[c] - values[f]) * (k - f)
 
 
 def _durations_in_sql(filters: Filters) -> list[list]:
@@ -334,10 +398,7 @@ def _durations_in_sql(filters: Filters) -> list[list]:
         return [[month, *(round(v or 0, 1) for v in values)] for month, *values in cursor.fetchall()]
 
 
-def time_to_triage_and_close(filters: Filters) -> Panel:
-    columns = [_("Month"), _("Triage p50 (h)"), _("Triage p90 (h)"), _("Close p50 (h)"), _("Close p90 (h)")]
-    if connection.vendor == "postgresql":
-        return _durations_panel(_durations_in_sql(filters), columns)
+def _durations_in_python(filters: Filters) -> list[list]:
     rows = (
         _incidents(filters)
         .annotate(
@@ -353,12 +414,34 @@ def time_to_triage_and_close(filters: Filters) -> Panel:
             triage.append((triaged - submitted).total_seconds() / 3600)
         if closed:
             close.append((closed - submitted).total_seconds() / 3600)
-    months = sorted(by_month)
-    table = []
-    for m in months:
-        triage, close = by_month[m]
-        table.append([m, *(round(_percentile(v, p), 1) for v in (triage, close) for p in (0.5, 0.9))])
-    return _durations_panel(table, columns)
+    return [
+        [m, *(round(percentile(v, p) or 0, 1) for v in by_month[m] for p in (0.5, 0.9))]
+        for m in sorted(by_month)
+    ]
+
+
+def _durations_from_summaries(filters: Filters) -> list[list]:
+    first, after = filters.days()
+    rows = summaries.level(
+        DurationMonthSummary.objects.filter(month__gte=first, month__lt=after),
+        sector=filters.sector,
+        province=filters.province,
+    ).order_by("month")
+    return [
+        [_month(r.month), *(round(v or 0, 1) for v in (r.triage_p50, r.triage_p90, r.close_p50, r.close_p90))]
+        for r in rows
+    ]
+
+
+def time_to_triage_and_close(filters: Filters) -> Panel:
+    """Return p50/p90 per month of submission; a month is counted whole (percentiles do not add up by day)."""
+    filters = filters.whole_months()
+    columns = [_("Month"), _("Triage p50 (h)"), _("Triage p90 (h)"), _("Close p50 (h)"), _("Close p90 (h)")]
+    if filters.summary:
+        return _durations_panel(_durations_from_summaries(filters), columns)
+    if connection.vendor == "postgresql":
+        return _durations_panel(_durations_in_sql(filters), columns)
+    return _durations_panel(_durations_in_python(filters), columns)
 
 
 def _durations_panel(table: list[list], columns: list[str]) -> Panel:
@@ -377,35 +460,32 @@ def _durations_panel(table: list[list], columns: list[str]) -> Panel:
 
 def deadline_compliance(filters: Filters, *, now=None) -> Panel:
     now = now or timezone.now()
-    rows = (
-        Obligation.objects.filter(
-            filters.operators("incident__operator__"),
-            incident__submitted_at__isnull=False,
-            due_at__gte=filters.since,
-            due_at__lt=filters.until,
-        )
-        .annotate(month=TruncMonth("due_at"))
-        .values("month", "incident__operator__sector", "rule__code")
-        .annotate(
-            on_time=Count("pk", filter=Q(met_at__isnull=False, met_at__lte=F("due_at"))),
-            late=Count("pk", filter=Q(met_at__gt=F("due_at"))),
-            missed=Count("pk", filter=Q(met_at__isnull=True, waived_at__isnull=True, due_at__lte=now)),
-            waived=Count("pk", filter=Q(waived_at__isnull=False)),
-        )
-        .order_by("month", "incident__operator__sector", "rule__code")
-    )
     outcomes = {"on_time": _("Met on time"), "late": _("Late"), "missed": _("Missed"), "waived": _("Waived")}
-    table, per_month = [], {}
-    for r in rows:
-        month = _month(r["month"])
-        table.append(
-            [
-                month,
-                _label(Sector.choices, r["incident__operator__sector"]),
-                r["rule__code"],
-                *(r[k] for k in outcomes),
-            ]
+    if filters.summary:
+        rows = (
+            filters.summary_rows(DeadlineDaySummary, by_sector=True)
+            .annotate(month=TruncMonth("day"))
+            .values("month", "sector", "rule_code")
+            .annotate(**{k: Sum(k) for k in outcomes})
         )
+    else:
+        rows = (
+            Obligation.objects.filter(
+                filters.operators("incident__operator__"),
+                incident__submitted_at__isnull=False,
+                due_at__gte=filters.since,
+                due_at__lt=filters.until,
+            )
+            .annotate(
+                month=TruncMonth("due_at"), sector=F("incident__operator__sector"), rule_code=F("rule__code")
+            )
+            .values("month", "sector", "rule_code")
+            .annotate(**summaries.outcome_counts(now))
+        )
+    table, per_month = [], {}
+    for r in rows.order_by("month", "sector", "rule_code"):
+        month = _month(r["month"])
+        table.append([month, _label(Sector, r["sector"]), r["rule_code"], *(r[k] for k in outcomes)])
         totals = per_month.setdefault(month, dict.fromkeys(outcomes, 0))
         for k in outcomes:
             totals[k] += r[k]
@@ -423,39 +503,44 @@ def deadline_compliance(filters: Filters, *, now=None) -> Panel:
 def epidemic_curve(filters: Filters) -> Panel:
     from .cases.models import CaseFlag, Classification
 
-    flags = CaseFlag.objects.active().filter(
-        duplicate_of__isnull=True,  # possible duplicates are not counted twice
-        onset_date__gte=filters.since.date(),
-        onset_date__lt=filters.until.date(),
-    )
-    if filters.sector:
-        flags = flags.filter(operator__sector=filters.sector)
-    if filters.province:
-        flags = flags.filter(province=filters.province)
-    rows = (
-        flags.annotate(week=TruncWeek("onset_date"))
-        .values("week", "province", "classification")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    if filters.summary:
+        rows = (
+            filters.summary_rows(CaseDaySummary, by_province=True)
+            .annotate(week=TruncWeek("day"))
+            .values("week", "province", "classification")
+            .annotate(n=Sum("flags"))
+            .order_by()
+        )
+    else:
+        flags = CaseFlag.objects.active().filter(
+            duplicate_of__isnull=True,  # possible duplicates are not counted twice
+            onset_date__gte=filters.since.date(),
+            onset_date__lt=filters.until.date(),
+        )
+        if filters.sector:
+            flags = flags.filter(operator__sector=filters.sector)
+        if filters.province:
+            flags = flags.filter(province=filters.province)
+        rows = (
+            flags.annotate(week=TruncWeek("onset_date"))
+            .values("week", "province", "classification")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+    rows = list(rows)
     panel = _pivot(
         "epicurve",
         _("Suspected cases by onset week"),
         [{"week": r["week"], "group": r["classification"], "n": r["n"]} for r in rows],
         x="week",
         group="group",
-        choices=Classification.choices,
+        choices=Classification,
         x_format=_week,
     )
     panel.columns = [_("Onset week"), _("Province"), _("Class"), _("Cases")]
+    province, classification = _labels(Province), _labels(Classification)
     panel.rows = sorted(
-        [
-            _week(r["week"]),
-            _label(Province.choices, r["province"]),
-            _label(Classification.choices, r["classification"]),
-            r["n"],
-        ]
-        for r in rows
+        [_week(r["week"]), province(r["province"]), classification(r["classification"]), r["n"]] for r in rows
     )
     return panel
 
@@ -463,55 +548,62 @@ def epidemic_curve(filters: Filters) -> Panel:
 def delivery_health(filters: Filters) -> Panel:
     from portal.alerts.models import Delivery, DeliveryStatus
 
-    # Alerts to authorities: organisations' own webhook endpoints (authority null) are their business.
-    deliveries = Delivery.objects.filter(
-        created_at__gte=filters.since, created_at__lt=filters.until, authority__isnull=False
-    )
-    if filters.sector:
-        deliveries = deliveries.filter(alert__sector=filters.sector)
-    if filters.province:
-        deliveries = deliveries.filter(alert__province=filters.province)
-    rows = (
-        deliveries.annotate(day=TruncDate("created_at"))
-        .values("day", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    if filters.summary:
+        deliveries = filters.summary_rows(DeliveryDaySummary)
+        count = Sum("deliveries")
+        rows = deliveries.values("day", "status").annotate(n=count).order_by()
+        first, after = filters.days()
+        latencies = DeliveryLatencyDaySummary.objects.filter(day__gte=first, day__lt=after)
+        latencies = summaries.level(latencies, sector=filters.sector, province=filters.province)
+        p95 = dict(latencies.values_list("day", "p95_seconds"))
+    else:
+        # Alerts to authorities: organisations' own webhook endpoints (authority null) are their business.
+        deliveries = Delivery.objects.filter(
+            created_at__gte=filters.since, created_at__lt=filters.until, authority__isnull=False
+        )
+        if filters.sector:
+            deliveries = deliveries.filter(alert__sector=filters.sector)
+        if filters.province:
+            deliveries = deliveries.filter(alert__province=filters.province)
+        count = Count("pk")
+        rows = (
+            deliveries.annotate(day=TruncDate("created_at"))
+            .values("day", "status")
+            .annotate(n=count)
+            .order_by()
+        )
+        seconds: dict = {}
+        for day, delivered, committed in (
+            deliveries.filter(status=DeliveryStatus.DELIVERED, delivered_at__isnull=False)
+            .annotate(day=TruncDate("created_at"))
+            .values_list("day", "delivered_at", "alert__created_at")
+            .iterator(chunk_size=5000)
+        ):
+            seconds.setdefault(day, []).append((delivered - committed).total_seconds())
+        p95 = {day: percentile(values, 0.95) for day, values in seconds.items()}
     panel = _pivot(
         "delivery",
         _("Alert deliveries per day by outcome"),
         list(rows),
         x="day",
         group="status",
-        choices=DeliveryStatus.choices,
+        choices=DeliveryStatus,
         x_format=lambda d: d.isoformat(),
     )
-    seconds = [
-        (delivered - committed).total_seconds()
-        for delivered, committed in deliveries.filter(status=DeliveryStatus.DELIVERED)
-        .values_list("delivered_at", "alert__created_at")
-        .iterator(chunk_size=5000)
-    ]
-    panel.p95_seconds = round(_percentile(seconds, 0.95), 1)
+    # Percentiles do not add up across days: each day's, and the slowest day of the period.
+    by_day = {day.isoformat(): round(value, 1) for day, value in p95.items()}
+    panel.columns.append(_("p95 commit to receipt (s)"))
+    for row in panel.rows:
+        row.append(by_day.get(row[0], ""))
+    if by_day:
+        panel.p95_day, panel.p95_seconds = max(by_day.items(), key=lambda item: (item[1], item[0]))
     panel.dead_by_authority = list(
         deliveries.filter(status=DeliveryStatus.DEAD)
         .values("authority__name")
-        .annotate(n=Count("pk"))
+        .annotate(n=count)
         .order_by("-n", "authority__name")
     )
     return panel
-
-
-def all_panels(filters: Filters) -> list[Panel]:
-    return [
-        incidents_per_week(filters, by="sector"),
-        incidents_per_week(filters, by="category"),
-        open_by_severity_and_age(filters),
-        time_to_triage_and_close(filters),
-        deadline_compliance(filters),
-        epidemic_curve(filters),
-        delivery_health(filters),
-    ]
 
 
 PANELS = {
@@ -523,18 +615,33 @@ PANELS = {
     "epicurve": epidemic_curve,
     "delivery": delivery_health,
 }
+LIVE_ALWAYS = frozenset({"open_age"})  # "open now" is small and must not lag
+
+
+def build_panel(key: str, filters: Filters) -> Panel:
+    """Compute one panel and note where its figures come from and how fresh they are."""
+    panel = PANELS[key](filters)
+    if filters.summary is None or key in LIVE_ALWAYS:
+        panel.as_of, panel.live = timezone.now(), True
+    else:
+        panel.as_of, panel.live = filters.summary.refreshed_at, False
+    return panel
+
+
+def all_panels(filters: Filters) -> list[Panel]:
+    return [build_panel(key, filters) for key in PANELS]
 
 
 # --- Downloads and the page -----------------------------------------------------------------
 
 
 def _csv(panel: Panel) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="dashboard-{panel.key}.csv"'
-    writer = csv.writer(response)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
     writer.writerow([csv_cell(c) for c in panel.columns])
-    for row in panel.rows:
-        writer.writerow([csv_cell(c) for c in row])
+    writer.writerows([csv_cell(c) for c in row] for row in panel.rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="dashboard-{panel.key}.csv"'
     return response
 
 
@@ -575,12 +682,12 @@ def dashboard_view(request):
         today = timezone.localdate()
         form = DashboardFilterForm({"since": today - timedelta(weeks=DEFAULT_WEEKS), "until": today})
         form.is_valid()
-    filters = Filters.from_form(form)
+    filters = Filters.from_form(form, summary=summaries.for_dashboard())
     download = request.GET.get("download")
     if download:
         if download not in PANELS:
             raise Http404
-        panel = PANELS[download](filters)
+        panel = build_panel(download, filters)
         return _xlsx(panel) if request.GET.get("format") == "xlsx" else _csv(panel)
     query = request.GET.copy()
     query.pop("download", None)
@@ -591,7 +698,7 @@ def dashboard_view(request):
         "form": form,
         "panels": all_panels(filters),
         "query": query.urlencode(),
-        "generated_at": timezone.now(),
+        "refresh_minutes": settings.DASHBOARD_REFRESH_MINUTES,
     }
     return TemplateResponse(request, "admin/incidents/dashboard.html", context)
 

@@ -96,6 +96,8 @@ class Status(models.TextChoices):
 
 
 CLOSING_STATUSES = frozenset({Status.CLOSED, Status.REJECTED, Status.DUPLICATE})
+# Submitted and not yet resolved or closed: BSSN's open workload.
+OPEN_STATUSES = (Status.SUBMITTED, Status.TRIAGE, Status.AWAITING_OPERATOR, Status.IN_PROGRESS)
 
 
 class ReferenceCounter(models.Model):
@@ -233,14 +235,27 @@ class Incident(models.Model):
             ),
         ]
         indexes = [
-            # The operator's incident list: WHERE operator_id = ? ORDER BY created_at DESC.
-            models.Index(fields=["operator", "-created_at", "-id"], name="incident_operator_created"),
+            # The operator's incident list: WHERE operator_id = ? [AND status, category, severity]
+            # ORDER BY created_at DESC; the filtered columns are in the index, so a filter that
+            # skips most of a large organisation's incidents reads no table row it skips.
+            models.Index(
+                fields=["operator", "-created_at", "-id", "status", "category", "severity"],
+                name="incident_operator_list",
+            ),
             # The BSSN changelist: ORDER BY submitted_at DESC, id DESC, optionally by status.
             models.Index(fields=["-submitted_at", "-id"], name="incident_submitted"),
-            models.Index(fields=["status", "-submitted_at"], name="incident_status_submitted"),
-            # The "overdue" filters: WHERE next_due_at <= now.
+            # ... filtered by status, and sorted by it either way (newest first within a status).
+            models.Index(fields=["status", "-submitted_at", "-id"], name="incident_status"),
+            models.Index(fields=["-status", "-submitted_at", "-id"], name="incident_status_desc"),
+            # The "overdue" filters (WHERE next_due_at <= now) and the changelist sorted by the
+            # next deadline, soonest first (descending: migration 0009, PostgreSQL only).
+            models.Index(fields=["next_due_at", "-submitted_at", "-id"], name="incident_deadline"),
+            # The dashboard's open incidents by severity and age, counted live: the open few
+            # of a million, read from the index alone (every column the count needs is in it).
             models.Index(
-                fields=["next_due_at"], condition=Q(next_due_at__isnull=False), name="incident_next_due"
+                fields=["submitted_at", "severity", "bssn_severity", "operator"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="incident_open",
             ),
         ]
 
@@ -729,11 +744,136 @@ class Observable(models.Model):
         ]
         indexes = [
             # Correlation: "which incidents share this (kind, value)?", newest first, and the
-            # 30-day "seen at two or more operators" list.
-            models.Index(fields=["kind", "value", "created_at"], name="observable_correlation"),
+            # 30-day "seen at two or more operators" list, from the index alone.
+            models.Index(fields=["kind", "value", "created_at", "operator"], name="observable_correlation"),
             # The admin list, newest first, read a page at a time.
             models.Index(fields=["-created_at", "-id"], name="observable_recent"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+
+# --- The dashboard's summary tables (incidents/summaries.py fills them) -------------------------
+#
+# Counts are kept per day in the project's zone (WIB), so any period of whole days adds them
+# up exactly; percentiles per month or day. Each table holds every sector/province
+# combination, "*" standing for "all": a filter reads only its own rows, and from the
+# index alone (each index holds every column its panel reads).
+
+
+class DashboardRefresh(models.Model):
+    """When the summary tables were last refreshed, and how large the data was then (one row)."""
+
+    refreshed_at = models.DateTimeField(null=True)  # None until the first refresh
+    seconds = models.FloatField(default=0)
+    incidents = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"dashboard summaries as of {self.refreshed_at:%Y-%m-%d %H:%M}"
+
+
+class SummaryRow(models.Model):
+    sector = models.CharField(max_length=20, blank=True)
+    province = models.CharField(max_length=5, blank=True)
+
+    class Meta:
+        abstract = True
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.sector}/{self.province}"
+
+
+class IncidentDaySummary(SummaryRow):
+    """Reported incidents per day of submission, sector, province and category."""
+
+    day = models.DateField()
+    category = models.CharField(max_length=24)
+    incidents = models.PositiveIntegerField()
+
+    class Meta(SummaryRow.Meta):
+        indexes = [
+            models.Index(
+                fields=["sector", "province", "day", "category", "incidents"], name="summary_incident_day"
+            )
+        ]
+
+
+class DeadlineDaySummary(SummaryRow):
+    """Deadlines per due day, sector, province and rule, by outcome at the time of the refresh."""
+
+    day = models.DateField()
+    rule_code = models.CharField(max_length=40)
+    on_time = models.PositiveIntegerField()
+    late = models.PositiveIntegerField()
+    missed = models.PositiveIntegerField()
+    waived = models.PositiveIntegerField()
+
+    class Meta(SummaryRow.Meta):
+        indexes = [
+            models.Index(
+                fields=["sector", "province", "day", "rule_code", "on_time", "late", "missed", "waived"],
+                name="summary_deadline_day",
+            )
+        ]
+
+
+class DurationMonthSummary(SummaryRow):
+    """Time to triage and to close (hours) of the incidents submitted in a month."""
+
+    month = models.DateField()
+    triage_p50 = models.FloatField(null=True)
+    triage_p90 = models.FloatField(null=True)
+    close_p50 = models.FloatField(null=True)
+    close_p90 = models.FloatField(null=True)
+
+    class Meta(SummaryRow.Meta):
+        indexes = [models.Index(fields=["sector", "province", "month"], name="summary_duration_filter")]
+
+
+class CaseDaySummary(SummaryRow):
+    """Active, de-duplicated suspected-case flags per onset day, the flag's province, sector and class."""
+
+    day = models.DateField()
+    classification = models.CharField(max_length=12)
+    flags = models.PositiveIntegerField()
+
+    class Meta(SummaryRow.Meta):
+        indexes = [
+            models.Index(
+                fields=["sector", "province", "day", "classification", "flags"], name="summary_case_day"
+            )
+        ]
+
+
+class DeliveryDaySummary(SummaryRow):
+    """Alert deliveries per day, the alert's sector and province, and outcome; dead letters by authority."""
+
+    day = models.DateField()
+    status = models.CharField(max_length=10)
+    authority = models.ForeignKey(
+        "alerts.Authority", on_delete=models.CASCADE, null=True, related_name="+", db_index=False
+    )
+    deliveries = models.PositiveIntegerField()
+
+    class Meta(SummaryRow.Meta):
+        indexes = [
+            models.Index(
+                fields=["sector", "province", "day", "status", "authority", "deliveries"],
+                name="summary_delivery_day",
+            )
+        ]
+
+
+class DeliveryLatencyDaySummary(SummaryRow):
+    """The 95th percentile from an alert's commit to its delivery, per day."""
+
+    day = models.DateField()
+    p95_seconds = models.FloatField()
+
+    class Meta(SummaryRow.Meta):
+        indexes = [models.Index(fields=["sector", "province", "day"], name="summary_latency_filter")]

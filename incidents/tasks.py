@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import services, summaries
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -15,3 +15,10 @@ def send_deadline_reminders_task() -> dict[str, int]:
 def purge_expired_evidence_task() -> int:
     """Beat: delete evidence files past the retention period after closing."""
     return services.purge_expired_evidence()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def refresh_dashboard_task() -> float | None:
+    """Beat: recompute the dashboard's summary tables; return the seconds taken (None: one was running)."""
+    state = summaries.refresh()
+    return state.seconds if state else None

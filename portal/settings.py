@@ -344,6 +344,16 @@ CELERY_BEAT_SCHEDULE["incidents-deadline-reminders"] = {
     "task": "incidents.tasks.send_deadline_reminders_task",
     "schedule": env.float("INCIDENT_REMINDER_INTERVAL_SECONDS", default=300.0),
 }
+# BSSN's dashboard: above this many reported incidents its panels read summary tables that
+# beat refreshes every DASHBOARD_REFRESH_MINUTES (the page says how fresh); below, live.
+DASHBOARD_LIVE_MAX_INCIDENTS = env.int("DASHBOARD_LIVE_MAX_INCIDENTS", default=20000)
+DASHBOARD_REFRESH_MINUTES = env.int("DASHBOARD_REFRESH_MINUTES", default=10)
+CELERY_BEAT_SCHEDULE["incidents-refresh-dashboard"] = {
+    "task": "incidents.tasks.refresh_dashboard_task",
+    "schedule": DASHBOARD_REFRESH_MINUTES * 60.0,
+    # A run still queued when the next is due is dropped: the next one computes the same.
+    "options": {"expires": DASHBOARD_REFRESH_MINUTES * 60.0},
+}
 
 # alerts
 # Webhook timeouts in seconds: connecting, then waiting for the answer. Standard Webhooks

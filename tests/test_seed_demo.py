@@ -44,6 +44,11 @@ def test_seed_demo_fills_every_list_and_is_idempotent(monkeypatch):
     assert obligations.filter(met_at__isnull=True, waived_at__isnull=True, due_at__lt=now).exists()  # overdue
     assert obligations.filter(met_at__isnull=False).exists()
     assert obligations.filter(waived_at__isnull=False).count() == 1
+    # The dashboard's summaries were refreshed after seeding, as beat would.
+    from incidents.models import DashboardRefresh, IncidentDaySummary
+
+    assert DashboardRefresh.objects.get().incidents == Incident.objects.reported().count()
+    assert IncidentDaySummary.objects.exists()
 
     assert PolicyVersion.objects.filter(published_at__isnull=False).count() >= 2
     assert ConsentEvent.objects.filter(state="withdrawn").exists()

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -103,22 +103,30 @@ def incidents_sharing(*, observable: Observable, limit: int = 200) -> QuerySet:
 def reported_elsewhere(*, incident: Incident) -> set[int]:
     """Return the ids of `incident`'s observables that another organisation also reported as CLEAR or GREEN.
 
-    Only the fact is told, never which organisation nor which incident.
+    Only the fact is told, never which organisation nor which incident. Each indicator is
+    one probe of the (kind, value) index that stops at the first match, however many
+    organisations reported it (a phishing domain may be at hundreds).
     """
-    mine = list(incident.observables.values_list("id", "kind", "value"))
-    if not mine:
-        return set()
-    kinds = {kind for _id, kind, _value in mine}
-    values = {value for _id, _kind, value in mine}
-    shared = set(
+    elsewhere = (
         _reported()
         .shareable()
+        .filter(kind=OuterRef("kind"), value=OuterRef("value"))
         .exclude(operator_id=incident.operator_id)
-        .filter(kind__in=kinds, value__in=values)
-        .values_list("kind", "value")
-        .distinct()
     )
-    return {pk for pk, kind, value in mine if (kind, value) in shared}
+    return set(incident.observables.filter(Exists(elsewhere)).values_list("id", flat=True))
+
+
+def shared_in_window(queryset: QuerySet, *, now=None, window: timedelta = CORRELATION_WINDOW) -> QuerySet:
+    """Narrow observables to those of the window whose indicator another organisation reported in it too.
+
+    Each row is checked against the (kind, value, created_at, operator) index alone, newest
+    first, so a page needs only as many checks as it takes to fill it.
+    """
+    since = (now or timezone.now()) - window
+    elsewhere = Observable.objects.filter(
+        kind=OuterRef("kind"), value=OuterRef("value"), created_at__gte=since
+    ).exclude(operator_id=OuterRef("operator_id"))
+    return queryset.filter(created_at__gte=since).filter(Exists(elsewhere))
 
 
 def shared_across_operators(*, now=None, window: timedelta = CORRELATION_WINDOW) -> QuerySet:
