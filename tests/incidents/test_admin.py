@@ -261,9 +261,15 @@ def test_pages_of_the_changelist_keep_their_order(analyst_client, operator, repo
     assert second.context["cl"].result_count == 30
 
 
-def test_sorting_by_the_next_deadline_puts_incidents_without_one_last_both_ways(analyst_client, operator, reporter):
+def test_sorting_by_the_next_deadline_puts_incidents_without_one_last_both_ways(
+    analyst_client, operator, reporter
+):
     now = timezone.now()
-    for title, due in (("soon", now + timedelta(hours=2)), ("later", now + timedelta(days=3)), ("none", None)):
+    for title, due in (
+        ("soon", now + timedelta(hours=2)),
+        ("later", now + timedelta(days=3)),
+        ("none", None),
+    ):
         incident = file_incident(operator, reporter, title=title)
         Incident.objects.filter(pk=incident.pk).update(next_due_at=due)
     column = 7  # "next deadline" in list_display

@@ -1,4 +1,4 @@
-"""Admin lists of millions of rows: exact counts up to a cap, then "more than" or "about", and what they cost."""
+"""Admin lists of millions of rows: exact counts up to a cap, then "more than" or "about"."""
 
 import re
 
@@ -26,7 +26,9 @@ def analyst_client(analyst_client):
 
 
 def _counted(page: str) -> str:
-    found = re.search(r'<nav class="paginator".*?</h2>\s*(?:<ul>.*?</ul>)?\s*(.*?)\s*(?:<span|<a |</nav>)', page, re.S)
+    found = re.search(
+        r'<nav class="paginator".*?</h2>\s*(?:<ul>.*?</ul>)?\s*(.*?)\s*(?:<span|<a |</nav>)', page, re.S
+    )
     return found.group(1)
 
 
@@ -47,7 +49,9 @@ def test_a_list_past_the_cap_says_more_than_and_its_pages_stop_there(
 
 
 @pytest.mark.postgres
-def test_an_unfiltered_list_past_the_cap_gives_the_estimated_size(analyst_client, monkeypatch, operator, reporter):
+def test_an_unfiltered_list_past_the_cap_gives_the_estimated_size(
+    analyst_client, monkeypatch, operator, reporter
+):
     monkeypatch.setattr(IdsFirstPaginator, "cap", 3)
     for _ in range(5):
         file_incident(operator, reporter)
@@ -69,7 +73,9 @@ def test_a_count_out_of_time_gives_the_planners_estimate_and_restores_the_timeou
         assert cursor.fetchone()[0] == "0"  # the budget did not leak to the next queries
 
 
-def test_the_shared_indicator_list_counts_five_pages_and_no_more(analyst_client, monkeypatch, reporter, operator):
+def test_the_shared_indicator_list_counts_five_pages_and_no_more(
+    analyst_client, monkeypatch, reporter, operator
+):
     monkeypatch.setattr(IndicatorCountPaginator, "cap", 1000)
     from incidents import admin_observables
 
@@ -82,7 +88,9 @@ def test_the_shared_indicator_list_counts_five_pages_and_no_more(analyst_client,
     assert shared.paginator.cap == 2
 
 
-def test_the_lists_make_as_many_queries_at_any_size(analyst_client, operator, reporter, other_operator, other_reporter):
+def test_the_lists_make_as_many_queries_at_any_size(
+    analyst_client, operator, reporter, other_operator, other_reporter
+):
     urls = [
         INCIDENTS,
         INCIDENTS + "?category__exact=ransomware&p=1",
