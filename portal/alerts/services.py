@@ -219,31 +219,18 @@ def body_for_send(delivery: Delivery) -> str:
 
 
 def deliver(*, delivery_id: int) -> float | None:
-    """Claim, send outside any transaction, record the attempt. Return seconds to the next try, or None.
+    """Send a due delivery, and what else is due to its channel; return seconds to its next try, or None.
 
-    Idempotent: a delivery that is not pending and due (already sent, claimed by another
-    worker, or scheduled later) is left alone. After a webhook goes through, the same
-    call sends other due deliveries to that endpoint (see `_deliver_more`).
+    Idempotent: a delivery that is not pending and due (a batch sent it already, another
+    worker holds it, or it is scheduled later) costs one look-up by primary key and is
+    left alone. Otherwise the call sends the channel's due deliveries, oldest first,
+    this one among them (see `_drain`); the number returned is this delivery's retry.
     """
-    token = uuid.uuid4()
-    # One statement claims the delivery and reads what a webhook send needs. It claims
-    # nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY sends under way:
-    # the delivery stays due for the batch of one of those, or for the sweeper.
-    delivery = store.claim(delivery_id=delivery_id, token=token, now=timezone.now())
-    if delivery is None:
+    found = store.pending(delivery_id=delivery_id, now=timezone.now())
+    if found is None:
         return None
-    if not delivery.channel.enabled:
-        _hold(delivery_ids=[delivery.pk], token=token)
-        return None
-    if delivery.kind != ChannelKind.WEBHOOK:
-        # An e-mail is rendered from the whole alert, its operator and the authority.
-        delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
-    with lease.held(tokens=[token]):
-        started_at, latency_ms, result, error = _send(delivery)
-    retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
-    if error is None and settings.ALERTS_BATCH_SIZE > 1:
-        _deliver_more(delivery.channel_id)
-    return retry_in
+    channel_id, _due_at = found
+    return _drain(channel_id=channel_id, own=delivery_id)
 
 
 def _send(delivery: Delivery, transport=None) -> tuple:
@@ -266,29 +253,34 @@ def _send(delivery: Delivery, transport=None) -> tuple:
     return started_at, int((time.monotonic() - start) * 1000), result, error
 
 
-def _deliver_more(channel_id: int) -> None:
-    """Send more due deliveries to an endpoint that just answered, ALERTS_BATCH_SIZE - 1 per claim.
+def _drain(*, channel_id: int, own: int) -> float | None:
+    """Send a channel's due deliveries, ALERTS_BATCH_SIZE per claim; return delivery `own`'s retry, or None.
 
-    Each delivery's own task still comes, finds it sent, and does nothing; meanwhile a
-    burst of alerts costs one claim per batch instead of per alert. Each result is
-    recorded as soon as its send returns, so a worker killed mid-batch re-sends only the
-    alert it was sending. It claims again while alerts are due, and stops at the first
-    failure or when ALERTS_BATCH_SECONDS have passed; what it claimed and did not try
-    goes back to pending and is published again.
+    Each claim takes the channel's oldest due deliveries in one statement, and claims
+    nothing while ALERTS_CHANNEL_CONCURRENCY claims are sending to that channel (they
+    stay due for one of those, or for the sweeper). Each delivery's own task still
+    comes, finds it sent, and does nothing; meanwhile a burst of alerts costs one claim
+    per batch instead of per alert. Each result is recorded as soon as its send returns,
+    so a worker killed mid-batch re-sends only the alert it was sending. It claims again
+    while a claim came back full, and stops at the first failure or when
+    ALERTS_BATCH_SECONDS have passed (after one send at least); what it claimed and did
+    not try goes back to pending and is published again. A failed delivery's retry is
+    scheduled here, except `own`'s, which the caller's task schedules.
     """
     deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
+    limit = max(1, settings.ALERTS_BATCH_SIZE)
     transport = None
-    while time.monotonic() <= deadline:
+    sent = 0
+    while True:
         token = uuid.uuid4()
-        batch = store.claim_due(
-            channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
-        )
+        batch = store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=limit)
         if not batch:
-            return
+            return None
         if not batch[0].channel.enabled:
             _hold(delivery_ids=[d.pk for d in batch], token=token)
-            return
+            return None
         if batch[0].kind != ChannelKind.WEBHOOK:
+            # An e-mail is rendered from the whole alert, its operator and the authority.
             batch = list(
                 Delivery.objects.select_related("alert", "channel", "authority").filter(
                     pk__in=[d.pk for d in batch]
@@ -299,15 +291,21 @@ def _deliver_more(channel_id: int) -> None:
         transport = transport or transport_for(batch[0].channel)
         with lease.held(tokens=[token]):
             for position, delivery in enumerate(batch):
-                if time.monotonic() > deadline:
+                if sent and time.monotonic() > deadline:
                     _give_back(batch[position:], token)
-                    return
+                    return None
                 started_at, latency_ms, result, error = _send(delivery, transport)
+                sent += 1
                 retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
                 if error is not None:
-                    schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
                     _give_back(batch[position + 1 :], token)
-                    return
+                    if delivery.pk == own:
+                        return retry_in
+                    schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
+                    return None
+        # A claim that came back short found nothing more due: later alerts have their own tasks.
+        if len(batch) < limit or limit == 1 or time.monotonic() > deadline:
+            return None
 
 
 def _give_back(deliveries: list[Delivery], token: uuid.UUID) -> None:

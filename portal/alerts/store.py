@@ -67,8 +67,8 @@ def _converters(vendor: str, model: type[Model], attnames: tuple[str, ...]) -> l
     return pairs
 
 
-def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
-    """Build a model instance from raw column values (in `_in_model_order`), deferring the rest."""
+def _converted(model: type[Model], attnames: tuple[str, ...], values) -> list:
+    """Return raw column values (in `_in_model_order`) as the fields' Python values."""
     converted = []
     for (column, converters), value in zip(
         _converters(connection.vendor, model, attnames), values, strict=True
@@ -76,7 +76,12 @@ def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
         for converter in converters:
             value = converter(value, column, connection)
         converted.append(value)
-    return model.from_db(connection.alias, _loaded(model, attnames), converted)
+    return converted
+
+
+def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
+    """Build a model instance from raw column values (in `_in_model_order`), deferring the rest."""
+    return model.from_db(connection.alias, _loaded(model, attnames), _converted(model, attnames, values))
 
 
 @functools.cache
@@ -256,62 +261,112 @@ def insert_routed(
 
 
 # --- Claiming --------------------------------------------------------------------
+#
+# Every statement here has one plan that is right whatever PostgreSQL's statistics say:
+# a fresh table, or one last analysed while nothing was pending, has statistics that
+# call every partial index empty, and a plan that starts from the wrong index turns a
+# claim into a scan of the whole backlog, once per alert.
+
+
+def _status(value: str) -> str:
+    """Return one of the model's status values as an SQL literal (a constant of the code, never input).
+
+    The outbox's partial indexes (due rows, rows in sending) serve a statement only when
+    it names their status as a constant: with the status as a parameter, a prepared
+    statement's generic plan cannot prove the index's condition and reads every row of
+    the channel instead.
+    """
+    if not value.isidentifier():
+        raise ValueError(f"not a status value: {value!r}")
+    return f"'{value}'"
+
+
+PENDING_STATE = ("status", "next_attempt_at", "channel_id")
 
 
 @functools.cache
-def _claim_sql(vendor: str, batch: bool) -> str:
+def _pending_sql(vendor: str) -> str:
+    columns = ", ".join(_q(f.column) for f in _in_model_order(Delivery, PENDING_STATE))
+    # No status in the WHERE: the primary key is the only index this can use.
+    return f"SELECT {columns} FROM {_q(Delivery._meta.db_table)} WHERE {_q('id')} = %s"  # noqa: S608
+
+
+def pending(*, delivery_id: int, now: datetime) -> tuple[int, datetime] | None:
+    """Return (channel id, due time) of a delivery that is pending and due now, else None. Writes nothing.
+
+    A delivery's own task asks this first: under load a batch has usually sent it
+    already, and this look-up by primary key is then all the task costs the database.
+    """
+    with _cursor() as cursor:
+        cursor.execute(_pending_sql(connection.vendor), [delivery_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = dict(
+        zip(_loaded(Delivery, PENDING_STATE), _converted(Delivery, PENDING_STATE, row), strict=True)
+    )
+    if values["status"] != DeliveryStatus.PENDING or values["next_attempt_at"] > now:
+        return None
+    return values["channel_id"], values["next_attempt_at"]
+
+
+@functools.cache
+def _claim_sql(vendor: str, single: bool) -> str:
+    """Claim the oldest due deliveries to one channel (`single`: one given delivery), and read them.
+
+    Parameters, in this order: channel, now, (single: delivery id, its due time),
+    channel, cap, limit; then the claim's time, token and lease.
+    """
     delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
-    claim = (
-        f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608
-        f"{_q('claim_token')} = %s, {_q('leased_until')} = %s, "
-        f"{_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
-    )
+    d = _q(delivery)
+    pending, sending = _status(DeliveryStatus.PENDING), _status(DeliveryStatus.SENDING)
     # The per-channel concurrency cap: how many claims (a batch counts once) are sending
-    # to this channel now. A soft cap: two claims at the same instant may both pass.
+    # to this channel now, counted once per statement from the index of rows in sending.
+    # A soft cap: two claims at the same instant may both pass.
     cap = (
-        f"(SELECT count(DISTINCT {_q('s')}.{_q('claim_token')}) FROM {_q(delivery)} AS {_q('s')} "  # noqa: S608
-        f"WHERE {_q('s')}.{_q('channel_id')} = {_q(delivery)}.{_q('channel_id')} "
-        f"AND {_q('s')}.{_q('status')} = %s) < %s"
+        f"(SELECT count(DISTINCT {_q('s')}.{_q('claim_token')}) FROM {d} AS {_q('s')} "  # noqa: S608
+        f"WHERE {_q('s')}.{_q('channel_id')} = %s AND {_q('s')}.{_q('status')} = {sending}) < %s"
     )
-    prefix, batch_table = "", ""
-    # The oldest due deliveries to one channel.
+    # The channel's oldest due deliveries, from its index of due rows. A single claim also
+    # names the row's id and exact due time, so every index it could start from leads to
+    # that one row.
+    one = f"AND {_q('id')} = %s AND {_q('next_attempt_at')} = %s " if single else ""
     due = (
-        f"SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608
-        f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
-        f"ORDER BY {_q('next_attempt_at')} LIMIT %s"
+        f"SELECT {_q('id')} FROM {d} "  # noqa: S608
+        f"WHERE {_q('channel_id')} = %s AND {_q('status')} = {pending} AND {_q('next_attempt_at')} <= %s "
+        f"{one}AND {cap} ORDER BY {_q('next_attempt_at')} LIMIT %s"
     )
-    still_pending = f"{_q(delivery)}.{_q('status')} = %s AND {cap}"
-    if batch and vendor == "postgresql":
-        # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
-        # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
-        prefix = f"WITH {_q('batch')} AS ({due} FOR UPDATE SKIP LOCKED) "
-        batch_table = f", {_q('batch')}"
-        where = f"{_q(delivery)}.{_q('id')} = {_q('batch')}.{_q('id')} AND {still_pending}"
-    elif batch:
-        # SQLite has one writer at a time: nothing to skip.
-        where = f"{_q(delivery)}.{_q('id')} IN ({due}) AND {still_pending}"
-    else:
-        where = (
-            f"{_q(delivery)}.{_q('id')} = %s AND {still_pending} "
-            f"AND {_q(delivery)}.{_q('next_attempt_at')} <= %s"
-        )
-    returning = [f"{_q(delivery)}.{_q(f.column)}" for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
+    claim = (
+        f"UPDATE {d} SET {_q('status')} = {sending}, {_q('claimed_at')} = %s, "  # noqa: S608
+        f"{_q('claim_token')} = %s, {_q('leased_until')} = %s, "
+        f"{_q('attempt_count')} = {d}.{_q('attempt_count')} + 1"
+    )
+    claimed = [_q(f.column) for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
     joined = ((Alert, alert, "alert_id", CLAIMED_ALERT), (Channel, channel, "channel_id", CLAIMED_CHANNEL))
     if vendor == "postgresql":
-        # One join per table, however many of its columns come back.
-        returning += [
+        # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
+        # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
+        # The UPDATE then reaches each row by its primary key, and the alert and channel
+        # are joined to what it returns, each by its own primary key.
+        c = _q("claimed")
+        read = [f"{c}.{column}" for column in claimed] + [
             f"{_q(t)}.{_q(f.column)}" for m, t, _, names in joined for f in _in_model_order(m, names)
         ]
-        links = " AND ".join(f"{_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)}" for _, t, link, _ in joined)
-        tables = f"{_q(alert)}, {_q(channel)}{batch_table}"
-        return f"{prefix}{claim} FROM {tables} WHERE {where} AND {links} RETURNING {', '.join(returning)}"
-    # SQLite's RETURNING sees only the updated table: one scalar subquery per column.
-    returning += [
-        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)})"  # noqa: S608
+        links = " ".join(f"JOIN {_q(t)} ON {_q(t)}.{_q('id')} = {c}.{_q(link)}" for _, t, link, _ in joined)
+        return (
+            f"WITH {_q('batch')} AS ({due} FOR UPDATE SKIP LOCKED), "  # noqa: S608
+            f"{c} AS ({claim} FROM {_q('batch')} WHERE {d}.{_q('id')} = {_q('batch')}.{_q('id')} "
+            f"RETURNING {', '.join(f'{d}.{column}' for column in claimed)}) "
+            f"SELECT {', '.join(read)} FROM {c} {links}"
+        )
+    # SQLite has one writer at a time (nothing to skip), and its RETURNING sees only the
+    # updated table: one scalar subquery per column of the alert and the channel.
+    returning = [f"{d}.{column}" for column in claimed] + [
+        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {d}.{_q(link)})"  # noqa: S608
         for m, t, link, names in joined
         for f in _in_model_order(m, names)
     ]
-    return f"{claim} WHERE {where} RETURNING {', '.join(returning)}"
+    return f"{claim} WHERE {d}.{_q('id')} IN ({due}) RETURNING {', '.join(returning)}"
 
 
 def _claimed(row, channel: Channel | None = None) -> Delivery:
@@ -324,48 +379,49 @@ def _claimed(row, channel: Channel | None = None) -> Delivery:
     return delivery
 
 
-def _claim_params(token: uuid.UUID, now: datetime) -> list:
-    return [
-        DeliveryStatus.SENDING.value,
+def _claim(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int, one=None) -> list[Delivery]:
+    """Run the claim; `one` is (delivery id, due time) for a single claim."""
+    where = [channel_id, _prep(Delivery, "next_attempt_at", now)]
+    if one is not None:
+        where += [one[0], _prep(Delivery, "next_attempt_at", one[1])]
+    where += [channel_id, settings.ALERTS_CHANNEL_CONCURRENCY, limit]
+    claim = [
         _prep(Delivery, "claimed_at", now),
         _prep(Delivery, "claim_token", token),
         _prep(Delivery, "leased_until", lease.expiry(now)),
     ]
-
-
-def _still_pending_params() -> list:
-    return [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, settings.ALERTS_CHANNEL_CONCURRENCY]
-
-
-def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
-    """Mark a pending, due delivery as being sent under `token`, in one statement.
-
-    Return it with its alert and channel attached (only what a webhook send reads;
-    other fields load on access), or None when it is not pending and due.
-    """
-    params = _claim_params(token, now)
-    params += [delivery_id, *_still_pending_params(), _prep(Delivery, "next_attempt_at", now)]
+    params = where + claim if connection.vendor == "postgresql" else claim + where
     with _cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor, batch=False), params)
-        row = cursor.fetchone()
-    return None if row is None else _claimed(row)
-
-
-def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -> list[Delivery]:
-    """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement."""
-    due = [channel_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now), limit]
-    if connection.vendor == "postgresql":  # the WITH comes first
-        params = [*due, *_claim_params(token, now), *_still_pending_params()]
-    else:
-        params = [*_claim_params(token, now), *due, *_still_pending_params()]
-    with _cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor, batch=True), params)
+        cursor.execute(_claim_sql(connection.vendor, single=one is not None), params)
         rows = cursor.fetchall()
     batch: list[Delivery] = []
     for row in rows:
         # Every row carries the same channel: read (and decrypt) it once.
         batch.append(_claimed(row, channel=batch[0].channel if batch else None))
     return sorted(batch, key=lambda d: d.pk)
+
+
+def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
+    """Mark a pending, due delivery as being sent under `token`.
+
+    Return it with its alert and channel attached (only what a webhook send reads;
+    other fields load on access), or None when it is not pending and due, or when its
+    channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
+    """
+    found = pending(delivery_id=delivery_id, now=now)
+    if found is None:
+        return None
+    channel_id, due_at = found
+    claimed = _claim(channel_id=channel_id, token=token, now=now, limit=1, one=(delivery_id, due_at))
+    return claimed[0] if claimed else None
+
+
+def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -> list[Delivery]:
+    """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement.
+
+    Nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
+    """
+    return _claim(channel_id=channel_id, token=token, now=now, limit=limit)
 
 
 def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:
