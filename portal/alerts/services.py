@@ -219,18 +219,20 @@ def body_for_send(delivery: Delivery) -> str:
 
 
 def deliver(*, delivery_id: int) -> float | None:
-    """Send a due delivery, and what else is due to its channel; return seconds to its next try, or None.
+    """Send a due delivery, then what else is due to its channel; return seconds to its next try, or None.
 
     Idempotent: a delivery that is not pending and due (a batch sent it already, another
-    worker holds it, or it is scheduled later) costs one look-up by primary key and is
-    left alone. Otherwise the call sends the channel's due deliveries, oldest first,
-    this one among them (see `_drain`); the number returned is this delivery's retry.
+    worker holds it, or it is scheduled later) is left alone, as is one whose channel
+    has ALERTS_CHANNEL_CONCURRENCY claims sending already (it stays due for one of
+    those, or for the sweeper); the claim that finds so only reads it. Otherwise it is
+    sent first, then the channel's other due deliveries (see `_drain`); the number
+    returned is this delivery's retry.
     """
-    found = store.pending(delivery_id=delivery_id, now=timezone.now())
-    if found is None:
+    token = uuid.uuid4()
+    delivery = store.claim(delivery_id=delivery_id, token=token, now=timezone.now())
+    if delivery is None:
         return None
-    channel_id, _due_at = found
-    return _drain(channel_id=channel_id, own=delivery_id)
+    return _drain([delivery], token, own=delivery_id)
 
 
 def _send(delivery: Delivery, transport=None) -> tuple:
@@ -253,29 +255,28 @@ def _send(delivery: Delivery, transport=None) -> tuple:
     return started_at, int((time.monotonic() - start) * 1000), result, error
 
 
-def _drain(*, channel_id: int, own: int) -> float | None:
-    """Send a channel's due deliveries, ALERTS_BATCH_SIZE per claim; return delivery `own`'s retry, or None.
+def _drain(batch: list[Delivery], token: uuid.UUID, *, own: int) -> float | None:
+    """Send a claimed batch, then the channel's other due deliveries; return delivery `own`'s retry, or None.
 
-    Each claim takes the channel's oldest due deliveries in one statement, and claims
-    nothing while ALERTS_CHANNEL_CONCURRENCY claims are sending to that channel (they
-    stay due for one of those, or for the sweeper). Each delivery's own task still
-    comes, finds it sent, and does nothing; meanwhile a burst of alerts costs one claim
-    per batch instead of per alert. Each result is recorded as soon as its send returns,
-    so a worker killed mid-batch re-sends only the alert it was sending. It claims again
-    while a claim came back full, and stops at the first failure or when
-    ALERTS_BATCH_SECONDS have passed (after one send at least); what it claimed and did
-    not try goes back to pending and is published again. A failed delivery's retry is
-    scheduled here, except `own`'s, which the caller's task schedules.
+    Each claim takes up to ALERTS_BATCH_SIZE of the channel's oldest due deliveries in
+    one statement, and nothing while ALERTS_CHANNEL_CONCURRENCY claims are sending to
+    that channel. Each delivery's own task still comes, finds it sent, and does nothing;
+    meanwhile a burst of alerts costs one claim per batch instead of per alert. Each
+    result is recorded as soon as its send returns, so a worker killed mid-batch re-sends
+    only the alert it was sending. It claims again until a claim finds nothing, the first
+    failure, or ALERTS_BATCH_SECONDS; a claim takes only as many as fit in the time left
+    at the pace of the sends so far. When the time is up it hands the channel over (see
+    `_hand_over`); deliveries it claimed and did not try go back to pending and are
+    published again. A failed delivery's retry is scheduled here, except `own`'s, which
+    the caller's task schedules.
     """
-    deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
+    started = time.monotonic()
+    deadline = started + settings.ALERTS_BATCH_SECONDS
     limit = max(1, settings.ALERTS_BATCH_SIZE)
+    channel_id = batch[0].channel_id
     transport = None
     sent = 0
-    while True:
-        token = uuid.uuid4()
-        batch = store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=limit)
-        if not batch:
-            return None
+    while batch:
         if not batch[0].channel.enabled:
             _hold(delivery_ids=[d.pk for d in batch], token=token)
             return None
@@ -303,9 +304,27 @@ def _drain(*, channel_id: int, own: int) -> float | None:
                         return retry_in
                     schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
                     return None
-        # A claim that came back short found nothing more due: later alerts have their own tasks.
-        if len(batch) < limit or limit == 1 or time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
+            _hand_over(channel_id)
             return None
+        # Untried deliveries given back cost a release and a message each, and wait at
+        # the back of the queue: claim only what the time left allows.
+        size = max(1, min(limit, int((deadline - now) * sent / max(now - started, 1e-6))))
+        token = uuid.uuid4()
+        batch = store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=size)
+    return None
+
+
+def _hand_over(channel_id: int) -> None:
+    """Leave a channel whose deliveries are still due to a new task, after ALERTS_BATCH_SECONDS.
+
+    The tasks of the deliveries still due may have come while the cap was full and left
+    them to the running batches: one of them is published again, so that its task
+    drains the rest (a claim of one, given back).
+    """
+    token = uuid.uuid4()
+    _give_back(store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=1), token)
 
 
 def _give_back(deliveries: list[Delivery], token: uuid.UUID) -> None:

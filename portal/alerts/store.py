@@ -281,65 +281,61 @@ def _status(value: str) -> str:
     return f"'{value}'"
 
 
-PENDING_STATE = ("status", "next_attempt_at", "channel_id")
+def _sending_claims(channel: str) -> str:
+    """SQL: how many claims (a batch counts once) are sending to the channel `channel` (an SQL term).
 
-
-@functools.cache
-def _pending_sql(vendor: str) -> str:
-    columns = ", ".join(_q(f.column) for f in _in_model_order(Delivery, PENDING_STATE))
-    # No status in the WHERE: the primary key is the only index this can use.
-    return f"SELECT {columns} FROM {_q(Delivery._meta.db_table)} WHERE {_q('id')} = %s"  # noqa: S608
-
-
-def pending(*, delivery_id: int, now: datetime) -> tuple[int, datetime] | None:
-    """Return (channel id, due time) of a delivery that is pending and due now, else None. Writes nothing.
-
-    A delivery's own task asks this first: under load a batch has usually sent it
-    already, and this look-up by primary key is then all the task costs the database.
+    The per-channel concurrency cap, read from the partial index of rows in sending.
     """
-    with _cursor() as cursor:
-        cursor.execute(_pending_sql(connection.vendor), [delivery_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = dict(
-        zip(_loaded(Delivery, PENDING_STATE), _converted(Delivery, PENDING_STATE, row), strict=True)
+    d, s, sending = _q(Delivery._meta.db_table), _q("s"), _status(DeliveryStatus.SENDING)
+    return (
+        f"(SELECT count(DISTINCT {s}.{_q('claim_token')}) FROM {d} AS {s} "  # noqa: S608
+        f"WHERE {s}.{_q('channel_id')} = {channel} AND {s}.{_q('status')} = {sending})"
     )
-    if values["status"] != DeliveryStatus.PENDING or values["next_attempt_at"] > now:
-        return None
-    return values["channel_id"], values["next_attempt_at"]
 
 
 @functools.cache
 def _claim_sql(vendor: str, single: bool) -> str:
-    """Claim the oldest due deliveries to one channel (`single`: one given delivery), and read them.
+    """Claim due deliveries to one channel, oldest first, and read what a send needs.
 
-    Parameters, in this order: channel, now, (single: delivery id, its due time),
-    channel, cap, limit; then the claim's time, token and lease.
+    Those of channel `channel`, or (`single`) delivery `delivery` alone. Other
+    parameters: `now`, `cap`, `limit`, and the claim's `claimed_at`, `token` and
+    `leased_until`.
     """
     delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
-    d = _q(delivery)
-    pending, sending = _status(DeliveryStatus.PENDING), _status(DeliveryStatus.SENDING)
-    # The per-channel concurrency cap: how many claims (a batch counts once) are sending
-    # to this channel now, counted once per statement from the index of rows in sending.
-    # A soft cap: two claims at the same instant may both pass.
-    cap = (
-        f"(SELECT count(DISTINCT {_q('s')}.{_q('claim_token')}) FROM {d} AS {_q('s')} "  # noqa: S608
-        f"WHERE {_q('s')}.{_q('channel_id')} = %s AND {_q('s')}.{_q('status')} = {sending}) < %s"
-    )
-    # The channel's oldest due deliveries, from its index of due rows. A single claim also
-    # names the row's id and exact due time, so every index it could start from leads to
-    # that one row.
-    one = f"AND {_q('id')} = %s AND {_q('next_attempt_at')} = %s " if single else ""
+    d, target = _q(delivery), _q("target")
+    pending = _status(DeliveryStatus.PENDING)
+    prefix, one = "", ""
+    if not single:
+        channel_id = "%(channel)s"
+    else:
+        # The delivery, read by primary key alone: with its status in the WHERE a plan
+        # could start from the index of due rows and read the whole backlog to find it.
+        prefix = (
+            f"WITH {target} AS (SELECT {_q('channel_id')}, {_q('status')}, {_q('next_attempt_at')} "  # noqa: S608
+            f"FROM {d} WHERE {_q('id')} = %(delivery)s) "
+        )
+        channel_id = (
+            f"(SELECT {_q('channel_id')} FROM {target} WHERE {_q('status')} = {pending} "  # noqa: S608
+            f"AND {_q('next_attempt_at')} <= %(now)s)"
+        )
+        # Its id and exact due time: whichever index a plan starts from leads to that row.
+        one = (
+            f"AND {_q('id')} = %(delivery)s "  # noqa: S608
+            f"AND {_q('next_attempt_at')} = (SELECT {_q('next_attempt_at')} FROM {target}) "
+        )
+    # The channel's oldest due deliveries, from its index of due rows, while fewer than
+    # `cap` claims are sending to it (counted once per statement; a soft cap: two claims
+    # at the same instant may both pass).
     due = (
         f"SELECT {_q('id')} FROM {d} "  # noqa: S608
-        f"WHERE {_q('channel_id')} = %s AND {_q('status')} = {pending} AND {_q('next_attempt_at')} <= %s "
-        f"{one}AND {cap} ORDER BY {_q('next_attempt_at')} LIMIT %s"
+        f"WHERE {_q('channel_id')} = {channel_id} AND {_q('status')} = {pending} "
+        f"AND {_q('next_attempt_at')} <= %(now)s {one}AND {_sending_claims(channel_id)} < %(cap)s "
+        f"ORDER BY {_q('next_attempt_at')} LIMIT %(limit)s"
     )
     claim = (
-        f"UPDATE {d} SET {_q('status')} = {sending}, {_q('claimed_at')} = %s, "  # noqa: S608
-        f"{_q('claim_token')} = %s, {_q('leased_until')} = %s, "
-        f"{_q('attempt_count')} = {d}.{_q('attempt_count')} + 1"
+        f"UPDATE {d} SET {_q('status')} = {_status(DeliveryStatus.SENDING)}, "  # noqa: S608
+        f"{_q('claimed_at')} = %(claimed_at)s, {_q('claim_token')} = %(token)s, "
+        f"{_q('leased_until')} = %(leased_until)s, {_q('attempt_count')} = {d}.{_q('attempt_count')} + 1"
     )
     claimed = [_q(f.column) for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
     joined = ((Alert, alert, "alert_id", CLAIMED_ALERT), (Channel, channel, "channel_id", CLAIMED_CHANNEL))
@@ -348,14 +344,15 @@ def _claim_sql(vendor: str, single: bool) -> str:
         # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
         # The UPDATE then reaches each row by its primary key, and the alert and channel
         # are joined to what it returns, each by its own primary key.
-        c = _q("claimed")
+        c, batch = _q("claimed"), _q("batch")
         read = [f"{c}.{column}" for column in claimed] + [
             f"{_q(t)}.{_q(f.column)}" for m, t, _, names in joined for f in _in_model_order(m, names)
         ]
         links = " ".join(f"JOIN {_q(t)} ON {_q(t)}.{_q('id')} = {c}.{_q(link)}" for _, t, link, _ in joined)
+        prefix = f"{prefix}, " if prefix else "WITH "
         return (
-            f"WITH {_q('batch')} AS ({due} FOR UPDATE SKIP LOCKED), "  # noqa: S608
-            f"{c} AS ({claim} FROM {_q('batch')} WHERE {d}.{_q('id')} = {_q('batch')}.{_q('id')} "
+            f"{prefix}{batch} AS ({due} FOR UPDATE SKIP LOCKED), "  # noqa: S608
+            f"{c} AS ({claim} FROM {batch} WHERE {d}.{_q('id')} = {batch}.{_q('id')} "
             f"RETURNING {', '.join(f'{d}.{column}' for column in claimed)}) "
             f"SELECT {', '.join(read)} FROM {c} {links}"
         )
@@ -366,7 +363,7 @@ def _claim_sql(vendor: str, single: bool) -> str:
         for m, t, link, names in joined
         for f in _in_model_order(m, names)
     ]
-    return f"{claim} WHERE {d}.{_q('id')} IN ({due}) RETURNING {', '.join(returning)}"
+    return f"{prefix}{claim} WHERE {d}.{_q('id')} IN ({due}) RETURNING {', '.join(returning)}"
 
 
 def _claimed(row, channel: Channel | None = None) -> Delivery:
@@ -379,20 +376,18 @@ def _claimed(row, channel: Channel | None = None) -> Delivery:
     return delivery
 
 
-def _claim(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int, one=None) -> list[Delivery]:
-    """Run the claim; `one` is (delivery id, due time) for a single claim."""
-    where = [channel_id, _prep(Delivery, "next_attempt_at", now)]
-    if one is not None:
-        where += [one[0], _prep(Delivery, "next_attempt_at", one[1])]
-    where += [channel_id, settings.ALERTS_CHANNEL_CONCURRENCY, limit]
-    claim = [
-        _prep(Delivery, "claimed_at", now),
-        _prep(Delivery, "claim_token", token),
-        _prep(Delivery, "leased_until", lease.expiry(now)),
-    ]
-    params = where + claim if connection.vendor == "postgresql" else claim + where
+def _claim(*, single: bool, token: uuid.UUID, now: datetime, limit: int, **target) -> list[Delivery]:
+    params = {
+        **target,
+        "now": _prep(Delivery, "next_attempt_at", now),
+        "cap": settings.ALERTS_CHANNEL_CONCURRENCY,
+        "limit": limit,
+        "claimed_at": _prep(Delivery, "claimed_at", now),
+        "token": _prep(Delivery, "claim_token", token),
+        "leased_until": _prep(Delivery, "leased_until", lease.expiry(now)),
+    }
     with _cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor, single=one is not None), params)
+        cursor.execute(_claim_sql(connection.vendor, single), params)
         rows = cursor.fetchall()
     batch: list[Delivery] = []
     for row in rows:
@@ -402,17 +397,13 @@ def _claim(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int, one=
 
 
 def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
-    """Mark a pending, due delivery as being sent under `token`.
+    """Mark one pending, due delivery as being sent under `token`, in one statement.
 
     Return it with its alert and channel attached (only what a webhook send reads;
     other fields load on access), or None when it is not pending and due, or when its
     channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
     """
-    found = pending(delivery_id=delivery_id, now=now)
-    if found is None:
-        return None
-    channel_id, due_at = found
-    claimed = _claim(channel_id=channel_id, token=token, now=now, limit=1, one=(delivery_id, due_at))
+    claimed = _claim(single=True, token=token, now=now, limit=1, delivery=delivery_id)
     return claimed[0] if claimed else None
 
 
@@ -421,7 +412,7 @@ def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -
 
     Nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
     """
-    return _claim(channel_id=channel_id, token=token, now=now, limit=limit)
+    return _claim(single=False, token=token, now=now, limit=limit, channel=channel_id)
 
 
 def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:
