@@ -34,7 +34,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -117,12 +117,32 @@ def emit_event(
         if not written:
             to_send = _sendable(_send_unrouted(alert, event_type=event_type, sector=sector))
         if to_send:
-            transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
+            transaction.on_commit(lambda: _publish_new(to_send), robust=True)
     return alert
 
 
-def _sendable(deliveries: list[Delivery]) -> list[tuple[int, str]]:
-    return [(d.pk, d.kind) for d in deliveries if d.status == DeliveryStatus.PENDING]
+def _sendable(deliveries: list[Delivery]) -> list[tuple[int, str, int]]:
+    """Return (id, kind, channel id) of the deliveries to send now (not those held)."""
+    return [(d.pk, d.kind, d.channel_id) for d in deliveries if d.status == DeliveryStatus.PENDING]
+
+
+def _publish_new(deliveries: list[tuple[int, str, int]]) -> int:
+    """After the commit: publish new deliveries' tasks, except to channels a worker is sending to now.
+
+    A worker sending to a channel claims again before it stops, and that claim comes
+    after this commit, so it takes these deliveries too (`_drain` keeps to that: it stops
+    only when a claim finds nothing, and hands the channel over otherwise). A burst of
+    alerts to one endpoint thus costs no message and no task per alert once a worker is
+    at it. Should that worker die, the sweeper publishes them.
+    """
+    try:
+        sending = store.channels_sending(
+            channel_ids=sorted({channel for _, _, channel in deliveries}), now=timezone.now()
+        )
+    except DatabaseError as exc:  # publish them all: a task too many is only a look-up
+        logger.warning("could not read which channels are being sent to (%s)", type(exc).__name__)
+        sending = set()
+    return _enqueue_kinds([(pk, kind) for pk, kind, channel in deliveries if channel not in sending])
 
 
 def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[Delivery]:
@@ -157,7 +177,7 @@ def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool =
         for c in channels
     ]
     store.insert(Delivery, deliveries)
-    to_send = _sendable(deliveries)
+    to_send = [(pk, kind) for pk, kind, _channel in _sendable(deliveries)]
     if to_send and enqueue:
         transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
     return deliveries
@@ -260,14 +280,15 @@ def _drain(batch: list[Delivery], token: uuid.UUID, *, own: int) -> float | None
 
     Each claim takes up to ALERTS_BATCH_SIZE of the channel's oldest due deliveries in
     one statement, and nothing while ALERTS_CHANNEL_CONCURRENCY claims are sending to
-    that channel. Each delivery's own task still comes, finds it sent, and does nothing;
-    meanwhile a burst of alerts costs one claim per batch instead of per alert. Each
+    that channel: a burst of alerts costs one claim per batch instead of per alert. Each
     result is recorded as soon as its send returns, so a worker killed mid-batch re-sends
-    only the alert it was sending. It claims again until a claim finds nothing, the first
-    failure, or ALERTS_BATCH_SECONDS; a claim takes only as many as fit in the time left
-    at the pace of the sends so far. When the time is up it hands the channel over (see
-    `_hand_over`); deliveries it claimed and did not try go back to pending and are
-    published again. A failed delivery's retry is scheduled here, except `own`'s, which
+    only the alert it was sending. It claims again until a claim finds nothing: alerts
+    committed meanwhile were not published (`_publish_new`), and this claim is what
+    sends them. When it must stop earlier, at the first failure or once
+    ALERTS_BATCH_SECONDS have passed (a claim takes only as many as fit in the time left
+    at the pace of the sends so far), deliveries it claimed and did not try go back to
+    pending and are published again, or, if there are none, it hands the channel over
+    (`_hand_over`). A failed delivery's retry is scheduled here, except `own`'s, which
     the caller's task schedules.
     """
     started = time.monotonic()
@@ -299,7 +320,10 @@ def _drain(batch: list[Delivery], token: uuid.UUID, *, own: int) -> float | None
                 sent += 1
                 retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
                 if error is not None:
-                    _give_back(batch[position + 1 :], token)
+                    rest = batch[position + 1 :]
+                    _give_back(rest, token)
+                    if not rest:
+                        _hand_over(channel_id)
                     if delivery.pk == own:
                         return retry_in
                     schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
@@ -317,11 +341,11 @@ def _drain(batch: list[Delivery], token: uuid.UUID, *, own: int) -> float | None
 
 
 def _hand_over(channel_id: int) -> None:
-    """Leave a channel whose deliveries are still due to a new task, after ALERTS_BATCH_SECONDS.
+    """Leave a channel whose deliveries may still be due to a new task: claim one and give it back.
 
-    The tasks of the deliveries still due may have come while the cap was full and left
-    them to the running batches: one of them is published again, so that its task
-    drains the rest (a claim of one, given back).
+    Alerts committed while this worker was sending to the channel had no task published
+    (`_publish_new`), and the tasks of others may have come while the cap was full: the
+    task published here claims them.
     """
     token = uuid.uuid4()
     _give_back(store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=1), token)

@@ -222,6 +222,11 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
     fields = _insertable(Delivery)
     if {f.attname for f in fields} != set(values):
         raise LookupError("the routed insert does not cover every Delivery column")
+    # The id, kind and channel of each delivery to send now.
+    arrays = [
+        f"ARRAY(SELECT {_q(column)} FROM {_q('routed')} WHERE {_q('status')} = %s ORDER BY {_q('id')})"  # noqa: S608
+        for column in ("id", "kind", "channel_id")
+    ]
     return (
         f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608
         f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
@@ -229,35 +234,33 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         f"FROM {_q('alert')}, {_q(channel)} AS {c} "
         f"WHERE {c}.{_q('authority_id')} IN ({_rules_sql(patterns)}) "
         f"AND (jsonb_array_length({c}.{_q('event_types')}) = 0 OR {c}.{_q('event_types')} ? %s) "
-        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}, {_q('kind')}, {_q('status')}) "
-        f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} "  # noqa: S608
-        f"WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
-        f"ARRAY(SELECT {_q('kind')} FROM {_q('routed')} WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
+        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}, {_q('kind')}, {_q('status')}, {_q('channel_id')}) "
+        f"SELECT {_q('alert')}.{_q('id')}, {', '.join(arrays)}, "  # noqa: S608
         f"(SELECT count(*) FROM {_q('routed')}) FROM {_q('alert')}"
     )
 
 
 def insert_routed(
     alert: Alert, *, patterns: list[str], sector: str, province: str
-) -> tuple[list[tuple[int, str]], int]:
+) -> tuple[list[tuple[int, str, int]], int]:
     """PostgreSQL: INSERT `alert` and a delivery to every channel its routing rules reach.
 
-    Return ((id, kind) of the deliveries to send now, how many deliveries were written
-    in all): a disabled channel's delivery is written as held. The same routing as
+    Return ((id, kind, channel id) of the deliveries to send now, how many deliveries
+    were written in all): a disabled channel's delivery is written as held. The same routing as
     `routed_channels` plus `Channel.wants`, in the statement that writes the alert: one
     round trip where routing and two inserts took three.
     """
     pending, held = DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value
     params = _insert_params(Alert, [alert])
     params += [ChannelKind.EMAIL.value, pending, held, *patterns, sector, province]
-    params += [alert.event_type, pending, pending]
+    params += [alert.event_type, pending, pending, pending]
     with _cursor() as cursor:
         cursor.execute(_routed_insert_sql(connection.vendor, len(patterns)), params)
-        alert_id, ids, kinds, written = cursor.fetchone()
+        alert_id, ids, kinds, channels, written = cursor.fetchone()
     alert.pk = alert_id
     alert._state.adding = False
     alert._state.db = connection.alias
-    return list(zip(ids, kinds, strict=True)), written
+    return list(zip(ids, kinds, channels, strict=True)), written
 
 
 # --- Claiming --------------------------------------------------------------------
@@ -413,6 +416,31 @@ def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -
     Nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
     """
     return _claim(single=False, token=token, now=now, limit=limit, channel=channel_id)
+
+
+@functools.cache
+def _sending_to_sql(vendor: str, channels: int) -> str:
+    d = _q(Delivery._meta.db_table)
+    return (
+        f"SELECT DISTINCT {_q('channel_id')} FROM {d} "  # noqa: S608
+        f"WHERE {_q('channel_id')} IN ({', '.join(['%s'] * channels)}) "
+        f"AND {_q('status')} = {_status(DeliveryStatus.SENDING)} AND {_q('leased_until')} > %s"
+    )
+
+
+def channels_sending(*, channel_ids: list[int], now: datetime) -> set[int]:
+    """Return those of `channel_ids` to which a live claim (its lease running) is sending now.
+
+    Read from the partial index of rows in sending; writes nothing.
+    """
+    if not channel_ids:
+        return set()
+    with _cursor() as cursor:
+        cursor.execute(
+            _sending_to_sql(connection.vendor, len(channel_ids)),
+            [*channel_ids, _prep(Delivery, "leased_until", now)],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:
