@@ -7,8 +7,11 @@ the same run: a bare Celery task that makes the same signed HTTP POST with no da
 work. Baseline and pipeline alternate for --rounds rounds and the median round of each
 is compared, because one round on a small machine varies by a fifth from the next. Each
 row also shows where the CPU went, in milliseconds per alert (worker, producers,
-PostgreSQL, Redis, receiver): on a machine this size the processes share two cores, so
-throughput is CPU per alert turned upside down.
+PostgreSQL — the server processes of the bench's own database only —, Redis, receiver):
+on a machine this size the processes share two cores, so throughput is CPU per alert
+turned upside down, and the ratio of CPU per alert is the steadier figure on a machine
+shared with other work. Before each round the alert tables are vacuumed and analysed,
+as autovacuum does between bursts (a development server may run without it).
 
 Producers are processes, as in production, where events are committed by the web
 server's worker processes. Needs Redis (BENCH_REDIS_URL, default
