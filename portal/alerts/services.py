@@ -34,7 +34,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -121,12 +121,32 @@ def emit_event(
         if not written:
             to_send = _sendable(_send_unrouted(alert, event_type=event_type, sector=sector))
         if to_send:
-            transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
+            transaction.on_commit(lambda: _publish_new(to_send), robust=True)
     return alert
 
 
-def _sendable(deliveries: list[Delivery]) -> list[tuple[int, str]]:
-    return [(d.pk, d.kind) for d in deliveries if d.status == DeliveryStatus.PENDING]
+def _sendable(deliveries: list[Delivery]) -> list[tuple[int, str, int]]:
+    """Return (id, kind, channel id) of the deliveries to send now (not those held)."""
+    return [(d.pk, d.kind, d.channel_id) for d in deliveries if d.status == DeliveryStatus.PENDING]
+
+
+def _publish_new(deliveries: list[tuple[int, str, int]]) -> int:
+    """After the commit: publish new deliveries' tasks, except to channels a worker is sending to now.
+
+    A worker sending to a channel claims again before it stops, and that claim comes
+    after this commit, so it takes these deliveries too (`_drain` keeps to that: it stops
+    only when a claim finds nothing, and hands the channel over otherwise). A burst of
+    alerts to one endpoint thus costs no message and no task per alert once a worker is
+    at it. Should that worker die, the sweeper publishes them.
+    """
+    try:
+        sending = store.channels_sending(
+            channel_ids=sorted({channel for _, _, channel in deliveries}), now=timezone.now()
+        )
+    except DatabaseError as exc:  # publish them all: a task too many is only a look-up
+        logger.warning("could not read which channels are being sent to (%s)", type(exc).__name__)
+        sending = set()
+    return _enqueue_kinds([(pk, kind) for pk, kind, channel in deliveries if channel not in sending])
 
 
 def _send_unrouted(alert: Alert, *, event_type: str, sector: str) -> list[Delivery]:
@@ -161,7 +181,7 @@ def _create_deliveries(alert: Alert, channels: list[Channel], *, enqueue: bool =
         for c in channels
     ]
     store.insert(Delivery, deliveries)
-    to_send = _sendable(deliveries)
+    to_send = [(pk, kind) for pk, kind, _channel in _sendable(deliveries)]
     if to_send and enqueue:
         transaction.on_commit(lambda: _enqueue_kinds(to_send), robust=True)
     return deliveries
@@ -225,31 +245,20 @@ def body_for_send(delivery: Delivery) -> str:
 
 
 def deliver(*, delivery_id: int) -> float | None:
-    """Claim, send outside any transaction, record the attempt. Return seconds to the next try, or None.
+    """Send a due delivery, then what else is due to its channel; return seconds to its next try, or None.
 
-    Idempotent: a delivery that is not pending and due (already sent, claimed by another
-    worker, or scheduled later) is left alone. After a webhook goes through, the same
-    call sends other due deliveries to that endpoint (see `_deliver_more`).
+    Idempotent: a delivery that is not pending and due (a batch sent it already, another
+    worker holds it, or it is scheduled later) is left alone, as is one whose channel
+    has ALERTS_CHANNEL_CONCURRENCY claims sending already (it stays due for one of
+    those, or for the sweeper); the claim that finds so only reads it. Otherwise it is
+    sent first, then the channel's other due deliveries (see `_drain`); the number
+    returned is this delivery's retry.
     """
     token = uuid.uuid4()
-    # One statement claims the delivery and reads what a webhook send needs. It claims
-    # nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY sends under way:
-    # the delivery stays due for the batch of one of those, or for the sweeper.
     delivery = store.claim(delivery_id=delivery_id, token=token, now=timezone.now())
     if delivery is None:
         return None
-    if not delivery.channel.enabled:
-        _hold(delivery_ids=[delivery.pk], token=token)
-        return None
-    if delivery.kind != ChannelKind.WEBHOOK:
-        # An e-mail is rendered from the whole alert, its operator and the authority.
-        delivery = Delivery.objects.select_related("alert", "channel", "authority").get(pk=delivery_id)
-    with lease.held(tokens=[token]):
-        started_at, latency_ms, result, error = _send(delivery)
-    retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
-    if error is None and settings.ALERTS_BATCH_SIZE > 1:
-        _deliver_more(delivery.channel_id)
-    return retry_in
+    return _drain([delivery], token, own=delivery_id)
 
 
 def _send(delivery: Delivery, transport=None) -> tuple:
@@ -272,29 +281,34 @@ def _send(delivery: Delivery, transport=None) -> tuple:
     return started_at, int((time.monotonic() - start) * 1000), result, error
 
 
-def _deliver_more(channel_id: int) -> None:
-    """Send more due deliveries to an endpoint that just answered, ALERTS_BATCH_SIZE - 1 per claim.
+def _drain(batch: list[Delivery], token: uuid.UUID, *, own: int) -> float | None:
+    """Send a claimed batch, then the channel's other due deliveries; return delivery `own`'s retry, or None.
 
-    Each delivery's own task still comes, finds it sent, and does nothing; meanwhile a
-    burst of alerts costs one claim per batch instead of per alert. Each result is
-    recorded as soon as its send returns, so a worker killed mid-batch re-sends only the
-    alert it was sending. It claims again while alerts are due, and stops at the first
-    failure or when ALERTS_BATCH_SECONDS have passed; what it claimed and did not try
-    goes back to pending and is published again.
+    Each claim takes up to ALERTS_BATCH_SIZE of the channel's oldest due deliveries in
+    one statement, and nothing while ALERTS_CHANNEL_CONCURRENCY claims are sending to
+    that channel: a burst of alerts costs one claim per batch instead of per alert. Each
+    result is recorded as soon as its send returns, so a worker killed mid-batch re-sends
+    only the alert it was sending. It claims again until a claim finds nothing: alerts
+    committed meanwhile were not published (`_publish_new`), and this claim is what
+    sends them. When it must stop earlier, at the first failure or once
+    ALERTS_BATCH_SECONDS have passed (a claim takes only as many as fit in the time left
+    at the pace of the sends so far), deliveries it claimed and did not try go back to
+    pending and are published again, or, if there are none, it hands the channel over
+    (`_hand_over`). A failed delivery's retry is scheduled here, except `own`'s, which
+    the caller's task schedules.
     """
-    deadline = time.monotonic() + settings.ALERTS_BATCH_SECONDS
+    started = time.monotonic()
+    deadline = started + settings.ALERTS_BATCH_SECONDS
+    limit = max(1, settings.ALERTS_BATCH_SIZE)
+    channel_id = batch[0].channel_id
     transport = None
-    while time.monotonic() <= deadline:
-        token = uuid.uuid4()
-        batch = store.claim_due(
-            channel_id=channel_id, token=token, now=timezone.now(), limit=settings.ALERTS_BATCH_SIZE - 1
-        )
-        if not batch:
-            return
+    sent = 0
+    while batch:
         if not batch[0].channel.enabled:
             _hold(delivery_ids=[d.pk for d in batch], token=token)
-            return
+            return None
         if batch[0].kind != ChannelKind.WEBHOOK:
+            # An e-mail is rendered from the whole alert, its operator and the authority.
             batch = list(
                 Delivery.objects.select_related("alert", "channel", "authority").filter(
                     pk__in=[d.pk for d in batch]
@@ -305,15 +319,42 @@ def _deliver_more(channel_id: int) -> None:
         transport = transport or transport_for(batch[0].channel)
         with lease.held(tokens=[token]):
             for position, delivery in enumerate(batch):
-                if time.monotonic() > deadline:
+                if sent and time.monotonic() > deadline:
                     _give_back(batch[position:], token)
-                    return
+                    return None
                 started_at, latency_ms, result, error = _send(delivery, transport)
+                sent += 1
                 retry_in = _record_outcome(delivery, token, started_at, latency_ms, result, error)
                 if error is not None:
+                    rest = batch[position + 1 :]
+                    _give_back(rest, token)
+                    if not rest:
+                        _hand_over(channel_id)
+                    if delivery.pk == own:
+                        return retry_in
                     schedule_retry(delivery_id=delivery.pk, retry_in=retry_in, kind=delivery.kind)
-                    _give_back(batch[position + 1 :], token)
-                    return
+                    return None
+        now = time.monotonic()
+        if now > deadline:
+            _hand_over(channel_id)
+            return None
+        # Untried deliveries given back cost a release and a message each, and wait at
+        # the back of the queue: claim only what the time left allows.
+        size = max(1, min(limit, int((deadline - now) * sent / max(now - started, 1e-6))))
+        token = uuid.uuid4()
+        batch = store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=size)
+    return None
+
+
+def _hand_over(channel_id: int) -> None:
+    """Leave a channel whose deliveries may still be due to a new task: claim one and give it back.
+
+    Alerts committed while this worker was sending to the channel had no task published
+    (`_publish_new`), and the tasks of others may have come while the cap was full: the
+    task published here claims them.
+    """
+    token = uuid.uuid4()
+    _give_back(store.claim_due(channel_id=channel_id, token=token, now=timezone.now(), limit=1), token)
 
 
 def _give_back(deliveries: list[Delivery], token: uuid.UUID) -> None:

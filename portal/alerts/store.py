@@ -67,8 +67,8 @@ def _converters(vendor: str, model: type[Model], attnames: tuple[str, ...]) -> l
     return pairs
 
 
-def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
-    """Build a model instance from raw column values (in `_in_model_order`), deferring the rest."""
+def _converted(model: type[Model], attnames: tuple[str, ...], values) -> list:
+    """Return raw column values (in `_in_model_order`) as the fields' Python values."""
     converted = []
     for (column, converters), value in zip(
         _converters(connection.vendor, model, attnames), values, strict=True
@@ -76,7 +76,12 @@ def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
         for converter in converters:
             value = converter(value, column, connection)
         converted.append(value)
-    return model.from_db(connection.alias, _loaded(model, attnames), converted)
+    return converted
+
+
+def _instance(model: type[Model], attnames: tuple[str, ...], values: list):
+    """Build a model instance from raw column values (in `_in_model_order`), deferring the rest."""
+    return model.from_db(connection.alias, _loaded(model, attnames), _converted(model, attnames, values))
 
 
 @functools.cache
@@ -217,6 +222,11 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
     fields = _insertable(Delivery)
     if {f.attname for f in fields} != set(values):
         raise LookupError("the routed insert does not cover every Delivery column")
+    # The id, kind and channel of each delivery to send now.
+    arrays = [
+        f"ARRAY(SELECT {_q(column)} FROM {_q('routed')} WHERE {_q('status')} = %s ORDER BY {_q('id')})"  # noqa: S608
+        for column in ("id", "kind", "channel_id")
+    ]
     return (
         f"WITH {_q('alert')} AS ({_insert_sql(vendor, Alert, 1)}, {_q('created_at')}), "  # noqa: S608
         f"{_q('routed')} AS (INSERT INTO {_q(delivery)} ({', '.join(_q(f.column) for f in fields)}) "
@@ -224,94 +234,139 @@ def _routed_insert_sql(vendor: str, patterns: int) -> str:
         f"FROM {_q('alert')}, {_q(channel)} AS {c} "
         f"WHERE {c}.{_q('authority_id')} IN ({_rules_sql(patterns)}) "
         f"AND (jsonb_array_length({c}.{_q('event_types')}) = 0 OR {c}.{_q('event_types')} ? %s) "
-        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}, {_q('kind')}, {_q('status')}) "
-        f"SELECT {_q('alert')}.{_q('id')}, ARRAY(SELECT {_q('id')} FROM {_q('routed')} "  # noqa: S608
-        f"WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
-        f"ARRAY(SELECT {_q('kind')} FROM {_q('routed')} WHERE {_q('status')} = %s ORDER BY {_q('id')}), "
+        f"ORDER BY {c}.{_q('id')} RETURNING {_q('id')}, {_q('kind')}, {_q('status')}, {_q('channel_id')}) "
+        f"SELECT {_q('alert')}.{_q('id')}, {', '.join(arrays)}, "  # noqa: S608
         f"(SELECT count(*) FROM {_q('routed')}) FROM {_q('alert')}"
     )
 
 
 def insert_routed(
     alert: Alert, *, patterns: list[str], sector: str, province: str
-) -> tuple[list[tuple[int, str]], int]:
+) -> tuple[list[tuple[int, str, int]], int]:
     """PostgreSQL: INSERT `alert` and a delivery to every channel its routing rules reach.
 
-    Return ((id, kind) of the deliveries to send now, how many deliveries were written
-    in all): a disabled channel's delivery is written as held. The same routing as
+    Return ((id, kind, channel id) of the deliveries to send now, how many deliveries
+    were written in all): a disabled channel's delivery is written as held. The same routing as
     `routed_channels` plus `Channel.wants`, in the statement that writes the alert: one
     round trip where routing and two inserts took three.
     """
     pending, held = DeliveryStatus.PENDING.value, DeliveryStatus.HELD.value
     params = _insert_params(Alert, [alert])
     params += [ChannelKind.EMAIL.value, pending, held, *patterns, sector, province]
-    params += [alert.event_type, pending, pending]
+    params += [alert.event_type, pending, pending, pending]
     with _cursor() as cursor:
         cursor.execute(_routed_insert_sql(connection.vendor, len(patterns)), params)
-        alert_id, ids, kinds, written = cursor.fetchone()
+        alert_id, ids, kinds, channels, written = cursor.fetchone()
     alert.pk = alert_id
     alert._state.adding = False
     alert._state.db = connection.alias
-    return list(zip(ids, kinds, strict=True)), written
+    return list(zip(ids, kinds, channels, strict=True)), written
 
 
 # --- Claiming --------------------------------------------------------------------
+#
+# Every statement here has one plan that is right whatever PostgreSQL's statistics say:
+# a fresh table, or one last analysed while nothing was pending, has statistics that
+# call every partial index empty, and a plan that starts from the wrong index turns a
+# claim into a scan of the whole backlog, once per alert.
+
+
+def _status(value: str) -> str:
+    """Return one of the model's status values as an SQL literal (a constant of the code, never input).
+
+    The outbox's partial indexes (due rows, rows in sending) serve a statement only when
+    it names their status as a constant: with the status as a parameter, a prepared
+    statement's generic plan cannot prove the index's condition and reads every row of
+    the channel instead.
+    """
+    if not value.isidentifier():
+        raise ValueError(f"not a status value: {value!r}")
+    return f"'{value}'"
+
+
+def _sending_claims(channel: str) -> str:
+    """SQL: how many claims (a batch counts once) are sending to the channel `channel` (an SQL term).
+
+    The per-channel concurrency cap, read from the partial index of rows in sending.
+    """
+    d, s, sending = _q(Delivery._meta.db_table), _q("s"), _status(DeliveryStatus.SENDING)
+    return (
+        f"(SELECT count(DISTINCT {s}.{_q('claim_token')}) FROM {d} AS {s} "  # noqa: S608
+        f"WHERE {s}.{_q('channel_id')} = {channel} AND {s}.{_q('status')} = {sending})"
+    )
 
 
 @functools.cache
-def _claim_sql(vendor: str, batch: bool) -> str:
+def _claim_sql(vendor: str, single: bool) -> str:
+    """Claim due deliveries to one channel, oldest first, and read what a send needs.
+
+    Those of channel `channel`, or (`single`) delivery `delivery` alone. Other
+    parameters: `now`, `cap`, `limit`, and the claim's `claimed_at`, `token` and
+    `leased_until`.
+    """
     delivery, alert, channel = Delivery._meta.db_table, Alert._meta.db_table, Channel._meta.db_table
-    claim = (
-        f"UPDATE {_q(delivery)} SET {_q('status')} = %s, {_q('claimed_at')} = %s, "  # noqa: S608
-        f"{_q('claim_token')} = %s, {_q('leased_until')} = %s, "
-        f"{_q('attempt_count')} = {_q(delivery)}.{_q('attempt_count')} + 1"
-    )
-    # The per-channel concurrency cap: how many claims (a batch counts once) are sending
-    # to this channel now. A soft cap: two claims at the same instant may both pass.
-    cap = (
-        f"(SELECT count(DISTINCT {_q('s')}.{_q('claim_token')}) FROM {_q(delivery)} AS {_q('s')} "  # noqa: S608
-        f"WHERE {_q('s')}.{_q('channel_id')} = {_q(delivery)}.{_q('channel_id')} "
-        f"AND {_q('s')}.{_q('status')} = %s) < %s"
-    )
-    prefix, batch_table = "", ""
-    # The oldest due deliveries to one channel.
-    due = (
-        f"SELECT {_q('id')} FROM {_q(delivery)} "  # noqa: S608
-        f"WHERE {_q('channel_id')} = %s AND {_q('status')} = %s AND {_q('next_attempt_at')} <= %s "
-        f"ORDER BY {_q('next_attempt_at')} LIMIT %s"
-    )
-    still_pending = f"{_q(delivery)}.{_q('status')} = %s AND {cap}"
-    if batch and vendor == "postgresql":
-        # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
-        # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
-        prefix = f"WITH {_q('batch')} AS ({due} FOR UPDATE SKIP LOCKED) "
-        batch_table = f", {_q('batch')}"
-        where = f"{_q(delivery)}.{_q('id')} = {_q('batch')}.{_q('id')} AND {still_pending}"
-    elif batch:
-        # SQLite has one writer at a time: nothing to skip.
-        where = f"{_q(delivery)}.{_q('id')} IN ({due}) AND {still_pending}"
+    d, target = _q(delivery), _q("target")
+    pending = _status(DeliveryStatus.PENDING)
+    prefix, one = "", ""
+    if not single:
+        channel_id = "%(channel)s"
     else:
-        where = (
-            f"{_q(delivery)}.{_q('id')} = %s AND {still_pending} "
-            f"AND {_q(delivery)}.{_q('next_attempt_at')} <= %s"
+        # The delivery, read by primary key alone: with its status in the WHERE a plan
+        # could start from the index of due rows and read the whole backlog to find it.
+        prefix = (
+            f"WITH {target} AS (SELECT {_q('channel_id')}, {_q('status')}, {_q('next_attempt_at')} "  # noqa: S608
+            f"FROM {d} WHERE {_q('id')} = %(delivery)s) "
         )
-    returning = [f"{_q(delivery)}.{_q(f.column)}" for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
+        channel_id = (
+            f"(SELECT {_q('channel_id')} FROM {target} WHERE {_q('status')} = {pending} "  # noqa: S608
+            f"AND {_q('next_attempt_at')} <= %(now)s)"
+        )
+        # Its id and exact due time: whichever index a plan starts from leads to that row.
+        one = (
+            f"AND {_q('id')} = %(delivery)s "  # noqa: S608
+            f"AND {_q('next_attempt_at')} = (SELECT {_q('next_attempt_at')} FROM {target}) "
+        )
+    # The channel's oldest due deliveries, from its index of due rows, while fewer than
+    # `cap` claims are sending to it (counted once per statement; a soft cap: two claims
+    # at the same instant may both pass).
+    due = (
+        f"SELECT {_q('id')} FROM {d} "  # noqa: S608
+        f"WHERE {_q('channel_id')} = {channel_id} AND {_q('status')} = {pending} "
+        f"AND {_q('next_attempt_at')} <= %(now)s {one}AND {_sending_claims(channel_id)} < %(cap)s "
+        f"ORDER BY {_q('next_attempt_at')} LIMIT %(limit)s"
+    )
+    claim = (
+        f"UPDATE {d} SET {_q('status')} = {_status(DeliveryStatus.SENDING)}, "  # noqa: S608
+        f"{_q('claimed_at')} = %(claimed_at)s, {_q('claim_token')} = %(token)s, "
+        f"{_q('leased_until')} = %(leased_until)s, {_q('attempt_count')} = {d}.{_q('attempt_count')} + 1"
+    )
+    claimed = [_q(f.column) for f in _in_model_order(Delivery, CLAIMED_DELIVERY)]
     joined = ((Alert, alert, "alert_id", CLAIMED_ALERT), (Channel, channel, "channel_id", CLAIMED_CHANNEL))
     if vendor == "postgresql":
-        # One join per table, however many of its columns come back.
-        returning += [
+        # Skipping rows another worker is claiming, in a WITH so that it runs once: as a
+        # subquery in the WHERE, a re-scan would skip the rows just locked and take more.
+        # The UPDATE then reaches each row by its primary key, and the alert and channel
+        # are joined to what it returns, each by its own primary key.
+        c, batch = _q("claimed"), _q("batch")
+        read = [f"{c}.{column}" for column in claimed] + [
             f"{_q(t)}.{_q(f.column)}" for m, t, _, names in joined for f in _in_model_order(m, names)
         ]
-        links = " AND ".join(f"{_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)}" for _, t, link, _ in joined)
-        tables = f"{_q(alert)}, {_q(channel)}{batch_table}"
-        return f"{prefix}{claim} FROM {tables} WHERE {where} AND {links} RETURNING {', '.join(returning)}"
-    # SQLite's RETURNING sees only the updated table: one scalar subquery per column.
-    returning += [
-        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {_q(delivery)}.{_q(link)})"  # noqa: S608
+        links = " ".join(f"JOIN {_q(t)} ON {_q(t)}.{_q('id')} = {c}.{_q(link)}" for _, t, link, _ in joined)
+        prefix = f"{prefix}, " if prefix else "WITH "
+        return (
+            f"{prefix}{batch} AS ({due} FOR UPDATE SKIP LOCKED), "  # noqa: S608
+            f"{c} AS ({claim} FROM {batch} WHERE {d}.{_q('id')} = {batch}.{_q('id')} "
+            f"RETURNING {', '.join(f'{d}.{column}' for column in claimed)}) "
+            f"SELECT {', '.join(read)} FROM {c} {links}"
+        )
+    # SQLite has one writer at a time (nothing to skip), and its RETURNING sees only the
+    # updated table: one scalar subquery per column of the alert and the channel.
+    returning = [f"{d}.{column}" for column in claimed] + [
+        f"(SELECT {_q(f.column)} FROM {_q(t)} WHERE {_q(t)}.{_q('id')} = {d}.{_q(link)})"  # noqa: S608
         for m, t, link, names in joined
         for f in _in_model_order(m, names)
     ]
-    return f"{claim} WHERE {where} RETURNING {', '.join(returning)}"
+    return f"{prefix}{claim} WHERE {d}.{_q('id')} IN ({due}) RETURNING {', '.join(returning)}"
 
 
 def _claimed(row, channel: Channel | None = None) -> Delivery:
@@ -324,48 +379,68 @@ def _claimed(row, channel: Channel | None = None) -> Delivery:
     return delivery
 
 
-def _claim_params(token: uuid.UUID, now: datetime) -> list:
-    return [
-        DeliveryStatus.SENDING.value,
-        _prep(Delivery, "claimed_at", now),
-        _prep(Delivery, "claim_token", token),
-        _prep(Delivery, "leased_until", lease.expiry(now)),
-    ]
-
-
-def _still_pending_params() -> list:
-    return [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, settings.ALERTS_CHANNEL_CONCURRENCY]
-
-
-def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
-    """Mark a pending, due delivery as being sent under `token`, in one statement.
-
-    Return it with its alert and channel attached (only what a webhook send reads;
-    other fields load on access), or None when it is not pending and due.
-    """
-    params = _claim_params(token, now)
-    params += [delivery_id, *_still_pending_params(), _prep(Delivery, "next_attempt_at", now)]
+def _claim(*, single: bool, token: uuid.UUID, now: datetime, limit: int, **target) -> list[Delivery]:
+    params = {
+        **target,
+        "now": _prep(Delivery, "next_attempt_at", now),
+        "cap": settings.ALERTS_CHANNEL_CONCURRENCY,
+        "limit": limit,
+        "claimed_at": _prep(Delivery, "claimed_at", now),
+        "token": _prep(Delivery, "claim_token", token),
+        "leased_until": _prep(Delivery, "leased_until", lease.expiry(now)),
+    }
     with _cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor, batch=False), params)
-        row = cursor.fetchone()
-    return None if row is None else _claimed(row)
-
-
-def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -> list[Delivery]:
-    """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement."""
-    due = [channel_id, DeliveryStatus.PENDING.value, _prep(Delivery, "next_attempt_at", now), limit]
-    if connection.vendor == "postgresql":  # the WITH comes first
-        params = [*due, *_claim_params(token, now), *_still_pending_params()]
-    else:
-        params = [*_claim_params(token, now), *due, *_still_pending_params()]
-    with _cursor() as cursor:
-        cursor.execute(_claim_sql(connection.vendor, batch=True), params)
+        cursor.execute(_claim_sql(connection.vendor, single), params)
         rows = cursor.fetchall()
     batch: list[Delivery] = []
     for row in rows:
         # Every row carries the same channel: read (and decrypt) it once.
         batch.append(_claimed(row, channel=batch[0].channel if batch else None))
     return sorted(batch, key=lambda d: d.pk)
+
+
+def claim(*, delivery_id: int, token: uuid.UUID, now: datetime) -> Delivery | None:
+    """Mark one pending, due delivery as being sent under `token`, in one statement.
+
+    Return it with its alert and channel attached (only what a webhook send reads;
+    other fields load on access), or None when it is not pending and due, or when its
+    channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
+    """
+    claimed = _claim(single=True, token=token, now=now, limit=1, delivery=delivery_id)
+    return claimed[0] if claimed else None
+
+
+def claim_due(*, channel_id: int, token: uuid.UUID, now: datetime, limit: int) -> list[Delivery]:
+    """Claim up to `limit` of the oldest due deliveries to one channel under `token`, in one statement.
+
+    Nothing when the channel already has ALERTS_CHANNEL_CONCURRENCY claims sending.
+    """
+    return _claim(single=False, token=token, now=now, limit=limit, channel=channel_id)
+
+
+@functools.cache
+def _sending_to_sql(vendor: str, channels: int) -> str:
+    d = _q(Delivery._meta.db_table)
+    return (
+        f"SELECT DISTINCT {_q('channel_id')} FROM {d} "  # noqa: S608
+        f"WHERE {_q('channel_id')} IN ({', '.join(['%s'] * channels)}) "
+        f"AND {_q('status')} = {_status(DeliveryStatus.SENDING)} AND {_q('leased_until')} > %s"
+    )
+
+
+def channels_sending(*, channel_ids: list[int], now: datetime) -> set[int]:
+    """Return those of `channel_ids` to which a live claim (its lease running) is sending now.
+
+    Read from the partial index of rows in sending; writes nothing.
+    """
+    if not channel_ids:
+        return set()
+    with _cursor() as cursor:
+        cursor.execute(
+            _sending_to_sql(connection.vendor, len(channel_ids)),
+            [*channel_ids, _prep(Delivery, "leased_until", now)],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def release(*, delivery_ids: list[int], token: uuid.UUID) -> int:

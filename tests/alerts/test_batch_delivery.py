@@ -63,14 +63,88 @@ def test_a_failure_stops_the_batch_and_leaves_the_rest_untouched(operator, hook,
     assert Delivery.objects.filter(pk__in=[d.pk for d in rest], status=DeliveryStatus.DELIVERED).count() == 3
 
 
-def test_the_batch_stops_when_its_time_is_up(operator, hook, receiver, settings):
+def _published(monkeypatch) -> list[int]:
+    """Record the delivery tasks published from here on (instead of publishing them)."""
+    published: list[int] = []
+
+    def enqueue(*, delivery_ids, countdown=None, kind=None) -> int:
+        published.extend(delivery_ids)
+        return len(delivery_ids)
+
+    monkeypatch.setattr("portal.alerts.services.enqueue_deliveries", enqueue)
+    return published
+
+
+def test_the_batch_stops_when_its_time_is_up_and_hands_the_rest_to_a_new_task(
+    operator, hook, receiver, settings, monkeypatch
+):
     settings.ALERTS_BATCH_SECONDS = 0
     receiver.script = [(200, {}, 0.05)]
     deliveries = _emit_many(operator, hook, 4)
+    published = _published(monkeypatch)
     deliver(delivery_id=deliveries[0].pk)
     assert Delivery.objects.filter(channel=hook, status=DeliveryStatus.DELIVERED).count() <= 2
     untried = Delivery.objects.filter(channel=hook, status=DeliveryStatus.PENDING)
     assert untried.count() >= 2 and not untried.filter(attempt_count__gt=0).exists()
+    # Their own tasks may have come and gone while the worker was at it: one is published
+    # again, and its task sends the rest.
+    assert len(published) == 1 and published[0] in {d.pk for d in untried}
+
+
+def test_a_failure_hands_the_rest_of_the_endpoints_alerts_to_a_new_task(
+    operator, hook, receiver, settings, monkeypatch
+):
+    settings.ALERTS_BACKOFF_BASE = 60
+    receiver.script = [(503, {}, 0)]
+    first, second, third = _emit_many(operator, hook, 3)
+    published = _published(monkeypatch)
+    assert deliver(delivery_id=first.pk) is not None  # its retry, scheduled by its task
+    assert published == [second.pk]
+    statuses = dict(Delivery.objects.filter(channel=hook).values_list("pk", "status"))
+    assert statuses == {first.pk: "pending", second.pk: "pending", third.pk: "pending"}
+    assert len(receiver.received) == 1
+
+
+def test_alerts_committed_while_a_worker_sends_to_their_endpoint_are_left_to_it(
+    operator, hook, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    import uuid
+
+    from django.utils import timezone
+
+    from portal.alerts import services, store
+
+    published = _published(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        [first] = _emit_many(operator, hook, 1)
+    assert first.pk in published  # nobody is sending to the endpoint: its task is published
+    token = uuid.uuid4()
+    claimed = store.claim(delivery_id=first.pk, token=token, now=timezone.now())  # a worker takes it
+    with django_capture_on_commit_callbacks(execute=True):
+        later = _emit_many(operator, hook, 2)[1:]
+    assert not {d.pk for d in later} & set(published)  # no task for them: that worker claims again
+    services._drain([claimed], token, own=first.pk)  # the worker goes on: the first, then a claim
+    assert set(Delivery.objects.filter(channel=hook).values_list("status", flat=True)) == {"delivered"}
+    assert len(receiver.received) == 3
+
+
+def test_a_claim_whose_lease_ran_out_does_not_hold_back_new_alerts(
+    operator, hook, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A worker that died sending to the endpoint would never claim again: tasks are published."""
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portal.alerts import store
+
+    [first] = _emit_many(operator, hook, 1)
+    store.claim(delivery_id=first.pk, token=uuid.uuid4(), now=timezone.now() - timedelta(minutes=5))
+    published = _published(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        later = _emit_many(operator, hook, 2)[1:]
+    assert {d.pk for d in later} <= set(published)
 
 
 def test_a_batch_only_takes_alerts_for_the_same_endpoint(operator, hook, webhook_authority, receiver):

@@ -282,6 +282,30 @@ def test_a_committed_event_is_delivered_by_the_worker(worker, operator, hook, re
     assert len(receiver.accepted()) == 5  # nothing was sent twice
 
 
+def test_alerts_committed_while_the_worker_sends_to_their_endpoint_cost_no_task_and_all_arrive(
+    worker, operator, hook, receiver, monkeypatch
+):
+    """A burst to one endpoint: the worker already sending there takes the later alerts itself."""
+    from portal.alerts import services
+
+    published: list[int] = []
+    publish = services.enqueue_deliveries
+
+    def counted(*, delivery_ids, countdown=None, kind=None):
+        published.extend(delivery_ids)
+        return publish(delivery_ids=delivery_ids, countdown=countdown, kind=kind)
+
+    monkeypatch.setattr(services, "enqueue_deliveries", counted)
+    receiver.script = [(200, {}, 2.0)]  # the first request takes a while: the worker is at it
+    first = emit(operator, 1)
+    assert receiver.first_request.wait(20), worker.output()
+    burst = emit(operator, 20)
+    wait_until(all_delivered(hook, 21), what="the burst", worker=worker)
+    assert_received_exactly_once(receiver, first + burst)
+    assert len(receiver.accepted()) == 21  # nothing was sent twice
+    assert published == [first[0].deliveries.get().pk]  # one task for 21 alerts
+
+
 def test_a_rolled_back_event_is_neither_kept_nor_sent(worker, operator, hook, receiver):
     with pytest.raises(RuntimeError), transaction.atomic():
         ghost = emit_event(
