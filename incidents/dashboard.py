@@ -50,6 +50,7 @@ from .models import (
     Incident,
     IncidentDaySummary,
     Obligation,
+    OperatorMonthSummary,
     Severity,
 )
 from .summaries import percentile
@@ -57,6 +58,7 @@ from .summaries import percentile
 DASHBOARD_PERM = "incidents.view_incident"
 DEFAULT_WEEKS = 26
 MAX_DAYS = 3 * 366
+TABLE_MAX_ROWS = 2000  # beyond, a table is for the spreadsheet, not the page
 AGE_BUCKETS = [(1, "< 1 d"), (7, "1–7 d"), (30, "7–30 d"), (None, "> 30 d")]
 
 
@@ -162,6 +164,11 @@ class Panel:
     live: bool = True
 
     @property
+    def table_too_long(self) -> bool:
+        """Say whether the page should offer the download instead (three years of a curve by province)."""
+        return len(self.rows) > TABLE_MAX_ROWS
+
+    @property
     def table_body(self) -> str:
         """Return the table's rows as HTML (a template loop took seconds over thousands of rows)."""
 
@@ -180,6 +187,11 @@ class Panel:
     @property
     def as_of_display(self) -> str:
         return format_zoned(self.as_of, summaries.zone())
+
+    @property
+    def as_of_here(self) -> str:
+        """Return the figures' time in the active zone: an organisation reads its own."""
+        return format_zoned(self.as_of)
 
     @property
     def svg(self) -> str:
@@ -706,22 +718,40 @@ def dashboard_view(request):
 # --- The operator's own trends (organisation dashboard) ------------------------------------
 
 
-def operator_trends(*, operator, months: int = 6, now=None) -> dict:
-    """Return the organisation's submitted incidents per month and its deadline record, its own data only."""
+def operator_trends(*, operator, months: int = 6, now=None, summary: DashboardRefresh | None = None) -> dict:
+    """Return the organisation's submitted incidents per month and its deadline record, its own data only.
+
+    Months are in the active zone (the organisation's). With `summary` the figures are read
+    from OperatorMonthSummary, as of that refresh.
+    """
     now = now or timezone.now()
     start = timezone.localtime(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     for _i in range(months - 1):
         start = (start - timedelta(days=1)).replace(day=1)
-    counts = dict(
-        Incident.objects.for_operator(operator)
-        .reported()
-        .filter(submitted_at__gte=start)
-        .annotate(month=TruncMonth("submitted_at"))
-        .values_list("month")
-        .annotate(n=Count("pk"))
-        .values_list("month", "n")
-    )
-    counts = {_month(month): n for month, n in counts.items()}
+    outcomes = ("on_time", "late", "missed", "waived")
+    if summary:
+        rows = OperatorMonthSummary.objects.filter(operator=operator)
+        counts = (
+            rows.filter(month__gte=start.date(), incidents__gt=0)
+            .values("month")
+            .annotate(n=Sum("incidents"))
+            .values_list("month", "n")
+        )
+        record = {k: v or 0 for k, v in rows.aggregate(**{k: Sum(k) for k in outcomes}).items()}
+    else:
+        counts = (
+            Incident.objects.for_operator(operator)
+            .reported()
+            .filter(submitted_at__gte=start)
+            .annotate(month=TruncMonth("submitted_at"))
+            .values_list("month")
+            .annotate(n=Count("pk"))
+            .values_list("month", "n")
+        )
+        record = Obligation.objects.filter(
+            incident__operator=operator, incident__submitted_at__isnull=False
+        ).aggregate(**summaries.outcome_counts(now))
+    counts = {_month(month): n for month, n in counts}
     labels, cursor = [], start
     for _i in range(months):
         labels.append(cursor.strftime("%Y-%m"))
@@ -733,14 +763,8 @@ def operator_trends(*, operator, months: int = 6, now=None) -> dict:
         rows=[[label, counts.get(label, 0)] for label in labels],
         categories=labels,
         series={_("Incidents"): [counts.get(label, 0) for label in labels]},
-    )
-    record = Obligation.objects.filter(
-        incident__operator=operator, incident__submitted_at__isnull=False
-    ).aggregate(
-        on_time=Count("pk", filter=Q(met_at__isnull=False, met_at__lte=F("due_at"))),
-        late=Count("pk", filter=Q(met_at__gt=F("due_at"))),
-        missed=Count("pk", filter=Q(met_at__isnull=True, waived_at__isnull=True, due_at__lte=now)),
-        waived=Count("pk", filter=Q(waived_at__isnull=False)),
+        as_of=summary.refreshed_at if summary else None,
+        live=summary is None,
     )
     return {"per_month": per_month, "record": record}
 

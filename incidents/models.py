@@ -877,3 +877,33 @@ class DeliveryLatencyDaySummary(SummaryRow):
 
     class Meta(SummaryRow.Meta):
         indexes = [models.Index(fields=["sector", "province", "day"], name="summary_latency_filter")]
+
+
+class OperatorMonthSummary(models.Model):
+    """An organisation's submitted incidents per month and its deadlines per due month by outcome.
+
+    Months are the organisation's own (WIB, WITA or WIT), as its dashboard shows them; a
+    row holds either the incidents or the deadlines of its month (a reader adds them up).
+    """
+
+    operator = models.ForeignKey(
+        "accounts.Operator", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    month = models.DateField()
+    incidents = models.PositiveIntegerField(db_default=0)
+    on_time = models.PositiveIntegerField(db_default=0)
+    late = models.PositiveIntegerField(db_default=0)
+    missed = models.PositiveIntegerField(db_default=0)
+    waived = models.PositiveIntegerField(db_default=0)
+
+    class Meta:
+        default_permissions = ()
+        indexes = [
+            models.Index(
+                fields=["operator", "month", "incidents", "on_time", "late", "missed", "waived"],
+                name="summary_operator_month",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator_id} {self.month:%Y-%m}"

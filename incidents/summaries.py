@@ -17,10 +17,11 @@ at that size. Decision: docs/decisions/0015-dashboard-summaries.md.
 import time
 from collections import defaultdict
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Count, F, Min, Q, QuerySet, Sum, Value, When
+from django.db.models import Case, Count, DateField, F, Min, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncDate, TruncMonth
 from django.utils import timezone
 
@@ -37,10 +38,12 @@ from .models import (
     Incident,
     IncidentDaySummary,
     Obligation,
+    OperatorMonthSummary,
 )
 
 ALL = "*"  # sector or province "all" in the percentile tables
 SUMMARY_MODELS = (
+    OperatorMonthSummary,
     IncidentDaySummary,
     DeadlineDaySummary,
     DurationMonthSummary,
@@ -75,6 +78,15 @@ def for_dashboard() -> DashboardRefresh | None:
     return state if state is not None and state.incidents > limit else None
 
 
+def for_operator_pages() -> DashboardRefresh | None:
+    """Return the refresh an organisation's dashboard reads its trends from, or None to count live.
+
+    Never refreshes: an organisation's page does not pay for the whole country's summaries.
+    """
+    state = latest()
+    return state if state is not None and state.incidents > settings.DASHBOARD_LIVE_MAX_INCIDENTS else None
+
+
 def refresh(*, now: datetime | None = None) -> DashboardRefresh | None:
     """Recompute every summary table; return the new state, or None if another refresh is running."""
     now = now or timezone.now()
@@ -95,6 +107,7 @@ def refresh(*, now: datetime | None = None) -> DashboardRefresh | None:
             model.objects.all().delete()
         _incidents()
         _deadlines(now)
+        _operators(now)
         _durations()
         _cases()
         _deliveries()
@@ -194,6 +207,34 @@ def _deadlines(now: datetime) -> None:
         measures=outcome_counts(now),
     )
     _roll_up(DeadlineDaySummary, group=["day", "rule_code"], measures=["on_time", "late", "missed", "waived"])
+
+
+def _operators(now: datetime) -> None:
+    """Fill each organisation's months, in its own zone (one pass per zone in use)."""
+    from portal.accounts.models import Operator
+
+    for name in Operator.objects.order_by().values_list("timezone", flat=True).distinct():
+        tz = ZoneInfo(name)
+        _insert(
+            OperatorMonthSummary,
+            Incident.objects.reported().filter(submitted_at__isnull=False, operator__timezone=name),
+            group={
+                "operator": F("operator"),
+                "month": TruncMonth("submitted_at", output_field=DateField(), tzinfo=tz),
+            },
+            measures={"incidents": Count("pk")},
+        )
+        _insert(
+            OperatorMonthSummary,
+            Obligation.objects.filter(
+                incident__submitted_at__isnull=False, incident__operator__timezone=name
+            ),
+            group={
+                "operator": F("incident__operator"),
+                "month": TruncMonth("due_at", output_field=DateField(), tzinfo=tz),
+            },
+            measures=outcome_counts(now),
+        )
 
 
 def _cases() -> None:

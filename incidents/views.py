@@ -9,6 +9,7 @@ import copy
 import csv
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -24,7 +25,7 @@ from portal.accounts.tenancy import get_for_operator, operator_view
 from portal.audit.services import record as audit_record
 from portal.spreadsheets import csv_cell
 
-from . import services
+from . import services, summaries
 from .dashboard import operator_trends
 from .forms import (
     CommentForm,
@@ -479,7 +480,8 @@ def dashboard_panel(request):
         .order_by("due_at")
         .first(),
         "now": now,
-        "trends": operator_trends(operator=request.operator, now=now),
+        "refresh_minutes": settings.DASHBOARD_REFRESH_MINUTES,
+        "trends": operator_trends(operator=request.operator, now=now, summary=summaries.for_operator_pages()),
     }
     return "incidents/dashboard_panel.html", panel
 

@@ -211,5 +211,22 @@ class Migration(migrations.Migration):
             model_name='incident',
             index=models.Index(fields=['-status', '-submitted_at', '-id'], name='incident_status_desc'),
         ),
+        migrations.CreateModel(
+            name='OperatorMonthSummary',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('month', models.DateField()),
+                ('incidents', models.PositiveIntegerField(db_default=0)),
+                ('on_time', models.PositiveIntegerField(db_default=0)),
+                ('late', models.PositiveIntegerField(db_default=0)),
+                ('missed', models.PositiveIntegerField(db_default=0)),
+                ('waived', models.PositiveIntegerField(db_default=0)),
+                ('operator', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.operator')),
+            ],
+            options={
+                'default_permissions': (),
+                'indexes': [models.Index(fields=['operator', 'month', 'incidents', 'on_time', 'late', 'missed', 'waived'], name='summary_operator_month')],
+            },
+        ),
         migrations.RunPython(create_deadline_desc, drop_deadline_desc, elidable=False),
     ]

@@ -45,7 +45,7 @@ def seeded(operator, reporter, other_operator, other_reporter, healthtech_operat
     alert deliveries delivered fast or slow or dead, and suspected-case flags (withdrawn and
     possible duplicates among them).
     """
-    borneo = make_operator("borneo", sector="other", province="ID-KI")
+    borneo = make_operator("borneo", sector="other", province="ID-KI", timezone="Asia/Makassar")
     borneo_reporter = make_member(borneo, "reporter")
     health_reporter = make_member(healthtech_operator, "reporter")
     people = [(operator, reporter), (other_operator, other_reporter), (borneo, borneo_reporter)]
@@ -261,3 +261,48 @@ def test_beat_refreshes_the_dashboard_summaries():
     assert entries[0]["schedule"] == settings.DASHBOARD_REFRESH_MINUTES * 60
     refresh_dashboard_task()
     assert DashboardRefresh.objects.get().refreshed_at is not None
+
+
+def test_a_table_too_long_for_the_page_is_offered_as_a_download(
+    analyst_client, monkeypatch, operator, reporter
+):
+    monkeypatch.setattr(dashboard, "TABLE_MAX_ROWS", 0)
+    file_incident(operator, reporter)
+    page = analyst_client.get(URL).content.decode()
+    weekly = _panel(page, "weekly_sector")
+    assert "This table has 1 rows, too many to read on a page" in weekly and "<tbody>" not in weekly
+    rows = list(
+        csv.reader(io.StringIO(analyst_client.get(URL, {"download": "weekly_sector"}).content.decode()))
+    )
+    assert len(rows) == 2
+
+
+def test_an_organisations_trends_from_the_summaries_equal_the_live_ones_in_its_own_zone(seeded):
+    from portal.accounts.models import Operator
+
+    state = summaries.refresh()
+    compared = 0
+    for operator in Operator.objects.all():
+        with timezone.override(operator.timezone):  # as the organisation's pages count months
+            live = dashboard.operator_trends(operator=operator, months=18, now=state.refreshed_at)
+            summarised = dashboard.operator_trends(
+                operator=operator, months=18, now=state.refreshed_at, summary=state
+            )
+        assert summarised["per_month"].rows == live["per_month"].rows, operator.timezone
+        assert summarised["record"] == live["record"]
+        compared += sum(n for _month, n in live["per_month"].rows)
+    assert compared == len(AGES) * 2  # every incident is within the 18 months
+
+
+def test_a_large_organisation_reads_its_trends_from_the_summaries(client_for, settings, operator, reporter):
+    settings.DASHBOARD_LIVE_MAX_INCIDENTS = 0
+    file_incident(operator, reporter)
+    refresh_dashboard_task()
+    file_incident(operator, reporter)  # after the refresh: counted at the next one
+    client = client_for(reporter)
+    client.cookies["django_language"] = "en"
+    page = client.get(reverse("accounts:dashboard", args=[operator.slug])).content.decode()
+    trends = re.search(r'<section class="card" id="trends">.*?</section>', page, re.S).group(0)
+    when = format_zoned(DashboardRefresh.objects.get().refreshed_at, operator.timezone)
+    assert f"Figures as of {when}, refreshed every 10 minutes." in trends
+    assert f'<th scope="row">{timezone.localtime().strftime("%Y-%m")}</th><td>1</td>' in trends
