@@ -10,7 +10,7 @@ label, and the label of local times must be WITA.
 
 import html
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.conf import settings
@@ -30,6 +30,16 @@ TIME = re.compile(
     r"\s*(\S*)"
 )
 ZONE_LABELS = {"WIB", "WITA", "WIT", "UTC"}
+
+
+# Fixed times (pages and e-mails are checked for 01:00 UTC), all in the past: occurred 2 h and
+# detected 1 h before the operator became aware.
+_AWARE = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+AWARE_AT_01_UTC = {
+    "occurred_at": _AWARE - timedelta(hours=2),
+    "detected_at": _AWARE - timedelta(hours=1),
+    "aware_at": _AWARE,
+}
 
 
 def _visible_text(page: str) -> str:
@@ -99,7 +109,7 @@ def test_every_operator_page_shows_times_in_the_operators_zone_with_a_label(clie
 def test_a_deadline_is_shown_in_the_operators_zone(client_for):
     operator = make_operator("wita", timezone=TimeZone.WITA)
     admin = make_member(operator, Role.ADMIN, "admin@wita.example")
-    incident = file_incident(operator, admin, aware_at=datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    incident = file_incident(operator, admin, **AWARE_AT_01_UTC)
 
     response = client_for(admin).get(incident.get_absolute_url())
 

@@ -7,7 +7,7 @@ the admin, times carry their zone with UTC beside them, and no payload key shows
 """
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
@@ -33,7 +33,15 @@ RAW_KEYS = re.compile(
 
 def _payloads(operator, user) -> dict[str, tuple[dict, object]]:
     """Return, per event type, (payload, subject object) as the emitting code builds them."""
-    incident = file_incident(operator, user, aware_at=datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    # Fixed times (the e-mails are checked for 01:00 UTC = 8.00 WIB), all in the past.
+    aware = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+    incident = file_incident(
+        operator,
+        user,
+        occurred_at=aware - timedelta(hours=2),
+        detected_at=aware - timedelta(hours=1),
+        aware_at=aware,
+    )
     change = incident.status_changes.order_by("pk").last()
     obligation = incident.obligations.select_related("rule").order_by("due_at").first()
     report = incident.reports.get(number=1)

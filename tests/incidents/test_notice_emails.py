@@ -1,7 +1,7 @@
 """E-mails to people about an incident: one per event per address, written for people, both languages."""
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,16 @@ from tests.incidents.helpers import file_incident
 pytestmark = pytest.mark.django_db
 
 CSIRT = "csirt@bssn.example.org"  # the seeded BSSN CSIRT e-mail channel, routed every incident event
+
+
+# Fixed times (pages and e-mails are checked for 01:00 UTC), all in the past: occurred 2 h and
+# detected 1 h before the operator became aware.
+_AWARE = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+AWARE_AT_01_UTC = {
+    "occurred_at": _AWARE - timedelta(hours=2),
+    "detected_at": _AWARE - timedelta(hours=1),
+    "aware_at": _AWARE,
+}
 
 
 def test_bssn_csirt_gets_one_e_mail_per_new_incident(
@@ -56,9 +66,7 @@ def test_every_incident_notice_is_written_for_people(
     operator.timezone = TimeZone.WITA
     operator.save()
     settings.BSSN_NOTIFY_EMAILS = ["duty@bssn.example.test"]
-    incident = file_incident(
-        operator, reporter, title="Ransomware & billing", aware_at=datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
-    )
+    incident = file_incident(operator, reporter, title="Ransomware & billing", **AWARE_AT_01_UTC)
     for template, context in _notices(incident, analyst, reporter).items():
         mailoutbox.clear()
         with django_capture_on_commit_callbacks(execute=True):
