@@ -380,6 +380,7 @@ def _claimed(row, channel: Channel | None = None) -> Delivery:
 
 
 def _claim(*, single: bool, token: uuid.UUID, now: datetime, limit: int, **target) -> list[Delivery]:
+    """Run a claim (`_claim_sql`) for `target` (its `channel` or `delivery`); return what it took, by id."""
     params = {
         **target,
         "now": _prep(Delivery, "next_attempt_at", now),
