@@ -22,7 +22,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext
 
 CAP = 10_000
-COUNT_BUDGET_MS = 50
+COUNT_BUDGET_MS = 30
 
 
 class CappedCountPaginator(Paginator):
