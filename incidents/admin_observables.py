@@ -82,7 +82,7 @@ class ObservableAdmin(CappedCountAdminMixin, admin.ModelAdmin):
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
-        if request.GET.get(SharedFilter.parameter_name) and paginator.cap is not None:
+        if request.GET.get(SharedFilter.parameter_name) and getattr(paginator, "cap", None) is not None:
             paginator.cap = SHARED_CAP
         return paginator
 

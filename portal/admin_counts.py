@@ -126,6 +126,9 @@ class CappedCountAdminMixin:
     show_full_result_count = False
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if queryset.model is not self.model:
+            # Another model's list on this admin's pages (an object's history): a plain count.
+            return Paginator(queryset, per_page, orphans, allow_empty_first_page)
         paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
         paginator.count_order = self.get_ordering(request) or None
         if request.GET.get(SEARCH_VAR):
