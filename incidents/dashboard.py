@@ -569,9 +569,8 @@ def delivery_health(filters: Filters) -> Panel:
         latencies = summaries.level(latencies, sector=filters.sector, province=filters.province)
         p95 = dict(latencies.values_list("day", "p95_seconds"))
     else:
-        # Alerts to authorities: organisations' own webhook endpoints (authority null) are their business.
-        deliveries = Delivery.objects.filter(
-            created_at__gte=filters.since, created_at__lt=filters.until, authority__isnull=False
+        deliveries = Delivery.objects.to_authorities().filter(
+            created_at__gte=filters.since, created_at__lt=filters.until
         )
         if filters.sector:
             deliveries = deliveries.filter(alert__sector=filters.sector)

@@ -259,8 +259,7 @@ def _deliveries() -> None:
 
     _insert(
         DeliveryDaySummary,
-        # Alerts to authorities only: organisations' own webhook endpoints are their business.
-        Delivery.objects.filter(authority__isnull=False),
+        Delivery.objects.to_authorities(),
         group={
             "day": TruncDate("created_at", tzinfo=zone()),
             "sector": F("alert__sector"),
@@ -352,16 +351,15 @@ def _latencies() -> None:
                        extract(epoch FROM d.delivered_at - a.created_at) AS seconds
                 FROM alerts_delivery d JOIN alerts_alert a ON a.id = d.alert_id
                 WHERE d.status = 'delivered' AND d.delivered_at IS NOT NULL
-                  AND d.authority_id IS NOT NULL
+                  AND d.authority_id IS NOT NULL  -- to authorities (DeliveryQuerySet.to_authorities)
             """,
             percentiles={"p95_seconds": (0.95, "seconds")},
         )
         return
     seconds = defaultdict(list)
     rows = (
-        Delivery.objects.filter(
-            status=DeliveryStatus.DELIVERED, delivered_at__isnull=False, authority__isnull=False
-        )
+        Delivery.objects.to_authorities()
+        .filter(status=DeliveryStatus.DELIVERED, delivered_at__isnull=False)
         .annotate(day=TruncDate("created_at", tzinfo=zone()))
         .values_list("day", "alert__sector", "alert__province", "delivered_at", "alert__created_at")
     )

@@ -450,6 +450,10 @@ class DeliveryQuerySet(OutboxQuerySet):
     def for_operator(self, operator: Operator) -> "DeliveryQuerySet":
         return self.filter(alert__operator=operator)
 
+    def to_authorities(self) -> "DeliveryQuerySet":
+        """Alerts to authorities; organisations' own webhook endpoints are their business."""
+        return self.filter(authority__isnull=False)
+
 
 class Delivery(models.Model):
     """One alert to one channel. Retries reuse it; each try is an Attempt.
